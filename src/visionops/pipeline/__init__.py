@@ -1,0 +1,1 @@
+"""Stage entry points: what each DVC stage (and the matching CLI command) runs, with MLflow tracking."""
