@@ -213,7 +213,13 @@ def run_download(data: DataParams, raw_dir: str | os.PathLike | None = None,
         if data.source == "synthetic":
             from visionops.data.synthetic import render_dataset  # noqa: PLC0415
 
-            summaries = render_dataset(data.synthetic, staging, progress=None)
+            from tqdm import tqdm  # noqa: PLC0415
+
+            syn = data.synthetic
+            total = sum(syn.scenes.values()) * syn.cameras * syn.frames
+            with tqdm(total=total, unit="cam-frame", desc="rendering", disable=progress is None,
+                      mininterval=1.0) as bar:
+                summaries = render_dataset(syn, staging, progress=bar.update)
             source_info: dict[str, Any] = {"seed": data.synthetic.seed, "scenes": summaries}
         elif data.source == "huggingface":
             source_info = download_huggingface(data.huggingface, staging, progress)

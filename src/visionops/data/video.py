@@ -61,8 +61,10 @@ class VideoWriter:
         self._stream.height = height
         self._stream.pix_fmt = "yuv420p"
         if codec == "libx264":
-            # One thread per writer: the renderer already runs one writer per core.
-            self._stream.options = {"crf": str(crf), "preset": preset, "threads": "1"}
+            # One thread per writer: the renderer already runs one writer per core. No B-frames: with them
+            # libx264 (PyAV wheels) sometimes encodes identical input to different bytes (1-4 variants in
+            # 24 encodes), which breaks byte-reproducible datasets; without them 225/225 were identical.
+            self._stream.options = {"crf": str(crf), "preset": preset, "threads": "1", "x264-params": "bframes=0"}
         elif codec == "mpeg4":
             self._stream.options = {"qscale": "2"}
         self.codec = codec
