@@ -25,18 +25,8 @@ from pathlib import Path
 
 
 def _params(overrides: dict):
-    try:
-        from visionops.config import SyntheticParams
-    except ImportError:  # config not available: a plain namespace with the same fields and defaults
-        from types import SimpleNamespace
+    from visionops.config import SyntheticParams
 
-        from visionops.data.schema import CLASS_NAMES_2025
-
-        defaults = dict(seed=0, scenes={"train": 2, "val": 1}, cameras=4, frames=150, fps=30.0, width=960,
-                        height=540, floor_size=(20.0, 15.0), classes=list(CLASS_NAMES_2025),
-                        objects_per_scene=(6, 10), depth=True, camera_naming="four_digit", crf=18,
-                        min_visible_pixels=16, workers=2)
-        return SimpleNamespace(**{**defaults, **overrides})
     return SyntheticParams(**overrides)
 
 
@@ -51,7 +41,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--no-depth", action="store_true")
     parser.add_argument("--seed", type=int)
     parser.add_argument("--out", type=Path, help="keep the rendered data here (default: a temp folder)")
-    parser.add_argument("--json", type=Path, help="also write the report to this file")
+    parser.add_argument("--json", type=Path, default=Path(__file__).resolve().parent / "results" / "render.json",
+                        help="also write the report to this file")
     args = parser.parse_args(argv)
 
     overrides = {k: v for k, v in dict(cameras=args.cameras, frames=args.frames, width=args.width,
