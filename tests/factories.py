@@ -10,9 +10,10 @@ from pathlib import Path
 
 import numpy as np
 
+from visionops.data.calibration import Calibration, CameraCalibration
 from visionops.data.depth import DepthWriter, metres_to_mm
 from visionops.data.raw import DEPTH_DIR, VIDEO_DIR, write_calibration, write_ground_truth, write_map
-from visionops.data.schema import Calibration, CameraCalibration, ObjectAnnotation, box_corners
+from visionops.data.schema import ObjectAnnotation, box_corners
 from visionops.data.video import VideoWriter
 
 

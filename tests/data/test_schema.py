@@ -4,15 +4,14 @@ import numpy as np
 import pytest
 from factories import make_camera
 
+from visionops.data.calibration import Calibration, world_to_map_pixels
 from visionops.data.schema import (
-    Calibration,
     ObjectAnnotation,
     SchemaError,
     box_corners,
     ground_truth_from_json,
     ground_truth_to_json,
     rotation_matrix,
-    world_to_map_pixels,
 )
 
 SPACED = {

@@ -24,8 +24,8 @@ import numpy as np
 
 from visionops import atomic
 from visionops.data.depth import read_depth_mm
+from visionops.data.calibration import Calibration
 from visionops.data.schema import (
-    Calibration,
     GroundTruth,
     SchemaError,
     ground_truth_from_json,

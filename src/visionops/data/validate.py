@@ -19,7 +19,8 @@ from visionops.data.raw import (
     VIDEO_DIR,
     RawScene,
 )
-from visionops.data.schema import Calibration, GroundTruth, SchemaError
+from visionops.data.calibration import Calibration
+from visionops.data.schema import GroundTruth, SchemaError
 
 MATRIX_RTOL = 1e-4  # cameraMatrix vs K @ E: JSON round-off is ~1e-9, real inconsistencies are >> 1e-3
 BOX_TOLERANCE_PX = 1.0

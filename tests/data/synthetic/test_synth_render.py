@@ -12,7 +12,7 @@ from shapely import wkt
 
 from visionops.data.depth import list_depth_frames
 from visionops.data.raw import RawScene, find_scenes
-from visionops.data.schema import world_to_map_pixels
+from visionops.data.calibration import world_to_map_pixels
 from visionops.data.synthetic import VERSION, render_dataset, render_scene
 from visionops.data.synthetic.annotate import BOX_EDGES
 from visionops.data.video import count_frames, iter_frames, probe

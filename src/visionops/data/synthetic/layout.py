@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from visionops.data.schema import world_to_map_pixels
+from visionops.data.calibration import world_to_map_pixels
 
 WALL_SIDES = ("x0", "x1", "y0", "y1")
 """Wall ids: the wall at x = floor_min[0], x = floor_max[0], y = floor_min[1], y = floor_max[1]."""

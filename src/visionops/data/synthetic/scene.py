@@ -27,8 +27,9 @@ from typing import Any
 import numpy as np
 
 from visionops import atomic
+from visionops.data.calibration import Calibration, CameraCalibration
 from visionops.data.raw import DEPTH_DIR, SPLITS, VIDEO_DIR, write_calibration, write_ground_truth, write_map
-from visionops.data.schema import Calibration, CameraCalibration, GroundTruth, ObjectAnnotation
+from visionops.data.schema import GroundTruth, ObjectAnnotation
 from visionops.data.synthetic.annotate import amodal_box
 from visionops.data.synthetic.cameras import CameraSpec, camera_ids, footprint_polygon, place_cameras
 from visionops.data.synthetic.classes import choose_classes, sample_instance
