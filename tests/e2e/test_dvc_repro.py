@@ -55,7 +55,9 @@ def pipeline_repo(tmp_path_factory) -> Path:
     for key, value in MICRO.items():
         _set(params, key, value)
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    for cmd in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "micro pipeline"]):
+    # Explicit identity: this module-scoped fixture runs before the per-test environment fixture.
+    identity = ["-c", "user.name=visionops-tests", "-c", "user.email=tests@visionops.invalid"]
+    for cmd in (["git", "init", "-q"], ["git", "add", "-A"], ["git", *identity, "commit", "-qm", "micro pipeline"]):
         subprocess.run(cmd, cwd=repo, check=True)
     return repo
 
