@@ -32,9 +32,9 @@ from visionops.data.raw import DEPTH_DIR, SPLITS, VIDEO_DIR, write_calibration, 
 from visionops.data.schema import GroundTruth, ObjectAnnotation
 from visionops.data.synthetic.annotate import amodal_box
 from visionops.data.synthetic.cameras import CameraSpec, camera_ids, footprint_polygon, place_cameras
-from visionops.data.synthetic.classes import choose_classes, sample_instance
 from visionops.data.synthetic.layout import Layout, generate_layout, map_geometry, render_map
 from visionops.data.synthetic.motion import Track, simulate_tracks
+from visionops.data.synthetic.population import choose_classes, sample_instance
 from visionops.data.synthetic.renderer import CameraJob, CameraResult, render_camera
 from visionops.data.synthetic.shading import Lighting
 
