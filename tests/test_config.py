@@ -31,7 +31,7 @@ def test_unknown_key_names_dotted_path_and_allowed_keys():
 
 
 def test_unknown_section_lists_sections():
-    with pytest.raises(ConfigError, match=r"dataa: unknown key\. Allowed keys here: data, tracking"):
+    with pytest.raises(ConfigError, match=r"dataa: unknown key\. Allowed keys here: data, convert, sparse4d, tracking"):
         validate_params({"dataa": {}})
 
 
@@ -103,3 +103,22 @@ def test_missing_or_broken_params_file(tmp_path):
     bad.write_text("data: [unclosed")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_params(bad)
+
+
+@pytest.mark.parametrize(
+    ("override", "fragment"),
+    [
+        ("convert.fps=-1", "convert.fps"),
+        ("convert.bev_groups.mode=grid", "convert.bev_groups.mode"),
+        ("convert.bev_groups.group_size=[6, 2]", "group_size must be (min, max)"),
+        ("convert.kitti.class_names={Cat: cat}", "unknown GT classes ['Cat']"),
+        ("convert.resize=[8, 8]", "resize must be [width, height]"),
+        ("convert.jpeg_quality=0", "convert.jpeg_quality"),
+    ],
+)
+def test_convert_section_is_validated(tmp_path, override, fragment):
+    path = tmp_path / "params.yaml"
+    path.write_text("{}\n")
+    with pytest.raises(ConfigError) as info:
+        load_params(path, [override])
+    assert fragment in str(info.value)

@@ -94,3 +94,14 @@ def test_child_run_and_long_param_values(tmp_path, monkeypatch):
     got = mlflow.MlflowClient().get_run(child.info.run_id)
     assert got.data.tags["mlflow.parentRunId"] == parent.info.run_id
     assert len(got.data.params["long"]) == tracking.MLFLOW_PARAM_MAX_CHARS
+
+
+def test_dvc_lock_written_by_repro_does_not_make_the_tree_dirty(tmp_path):
+    repo = _git_repo(tmp_path / "repo")
+    (repo / "dvc.lock").write_text("schema: '2.0'\n")
+    subprocess.run(["git", "add", "dvc.lock"], cwd=repo, check=True)
+    subprocess.run(["git", "commit", "-qm", "lock"], cwd=repo, check=True)
+    (repo / "dvc.lock").write_text("schema: '2.0'\nstages: {}\n")  # what dvc does between stages
+    assert tracking.git_state(repo)["git.dirty"] == "false"
+    (repo / "f.txt").write_text("changed")
+    assert tracking.git_state(repo)["git.dirty"] == "true"

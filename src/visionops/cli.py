@@ -113,7 +113,7 @@ def params_check(ctx: click.Context) -> None:
 
 @main.group()
 def data() -> None:
-    """Raw MTMC 2025 data: render the synthetic warehouse, download, validate."""
+    """Raw MTMC 2025 data: render the synthetic warehouse, download, validate, convert, inspect OVPKL."""
 
 
 @data.command("synth")
@@ -190,6 +190,60 @@ def data_validate(paths: tuple[str, ...], decode: bool, require_gt: bool | None,
     click.echo(f"{len(reports) - failed} of {len(reports)} scenes valid")
     if failed:
         sys.exit(1)
+
+
+@data.command("convert")
+@click.option("--no-progress", is_flag=True, help="No progress bars (for logs).")
+@click.pass_context
+def data_convert(ctx: click.Context, no_progress: bool) -> None:
+    """Run the convert stage: data.raw_dir -> data/frames (HDF5), data/ovpkl, data/kitti, data/anchors.
+
+    This is what `dvc repro convert` runs, tracked in MLflow (experiment `data`). Outputs are replaced
+    only when the whole conversion succeeds. Example, 10 fps frames at half size:
+    visionops -S convert.fps=10 -S 'convert.resize=[480, 270]' data convert
+    """
+    from visionops.data.convert import ConversionError  # noqa: PLC0415
+    from visionops.pipeline import convert  # noqa: PLC0415
+
+    try:
+        convert.run(_load_params(ctx), echo=click.echo, show_progress=not no_progress)
+    except ConversionError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@data.command("ovpkl")
+@click.argument("path", type=click.Path(exists=True))
+@click.option("--frame", type=int, default=None, help="Also print the info of this frame_idx.")
+def data_ovpkl(path: str, frame: int | None) -> None:
+    """Summarise an OVPKL file (or a folder of them): metadata, frames, cameras, boxes per class.
+
+    Loads through the restricted unpickler: a pickle holding anything but numpy arrays and builtin
+    containers is refused.
+    """
+    from collections import Counter  # noqa: PLC0415
+
+    from visionops.data.ovpkl import load_ovpkl  # noqa: PLC0415
+
+    files = sorted(Path(path).glob("**/*.pkl")) if Path(path).is_dir() else [Path(path)]
+    if not files:
+        raise click.ClickException(f"{path}: no *.pkl files")
+    for file in files:
+        try:
+            content = load_ovpkl(file)
+        except Exception as exc:  # noqa: BLE001 - every load failure is reported the same way
+            raise click.ClickException(str(exc)) from None
+        meta, infos = content["metadata"], content["infos"]
+        classes = Counter(str(n) for info in infos for n in info.get("gt_names", []))
+        cams = sorted({c for info in infos for c in info["cams"]})
+        click.echo(f"{file}: split {meta.get('split_type')}, version {meta.get('version')}, "
+                   f"{len(infos)} frames, {len(cams)} cameras, origin {meta.get('bev_origin')}")
+        click.echo(f"  boxes: {sum(classes.values())} ({', '.join(f'{k} {v}' for k, v in sorted(classes.items()))})")
+        if frame is not None:
+            for info in infos:
+                if info["frame_idx"] == frame:
+                    for key, value in info.items():
+                        shown = list(value) if key == "cams" else value
+                        click.echo(f"  {key}: {shown}")
 
 
 def _echo_manifest(manifest: dict, target: Path) -> None:

@@ -118,13 +118,19 @@ def ensure_experiment(name: str, root: Path | None = None, *, family: str | None
         return found.experiment_id
 
 
+IGNORED_FOR_DIRTY = frozenset({"dvc.lock"})
+
+
 def git_state(root: Path | None = None) -> dict[str, str]:
     """Tags describing the code: commit, branch and whether tracked files differ from it."""
     root = root or project_root()
     commit = _git(["rev-parse", "HEAD"], root)
     if commit is None:
         return {"git.commit": "none"}
-    dirty = _git(["status", "--porcelain", "--untracked-files=no"], root)
+    status = _git(["status", "--porcelain", "--untracked-files=no"], root) or ""
+    # dvc.lock is rewritten by `dvc repro` after every stage, so from the second stage on it always differs
+    # from HEAD; that is DVC's bookkeeping, not a code change, and would flag every pipeline run as dirty.
+    dirty = [line for line in status.splitlines() if line.split(maxsplit=1)[-1] not in IGNORED_FOR_DIRTY]
     return {
         "git.commit": commit,
         "git.branch": _git(["rev-parse", "--abbrev-ref", "HEAD"], root) or "",

@@ -24,6 +24,7 @@ MICRO = {
     "data.synthetic.width": 160,
     "data.synthetic.height": 96,
     "data.synthetic.objects_per_scene": [2, 3],
+    "sparse4d.num_anchor": 8,
 }
 
 pytestmark = pytest.mark.slow
@@ -101,17 +102,36 @@ def test_repro_builds_every_out_and_tracks_it(pipeline_repo):
         tags = dict(con.execute("select key, value from tags").fetchall())
         metrics = dict(con.execute("select key, value from metrics").fetchall())
         experiments = {row[0] for row in con.execute("select name from experiments")}
-    assert ("download", "FINISHED", "data") in rows
+    assert sorted(rows) == [("convert", "FINISHED", "data"), ("download", "FINISHED", "data")]
     assert {"data", "sparse4d", "detectnet_v2"} <= experiments
-    assert tags["dvc.stage"] == "download" and tags["git.dirty"] == "false"
+    assert tags["git.dirty"] == "false"
     assert metrics["scenes"] == 2 and metrics["camera_frames"] == 24
-    previews = list((repo / "mlruns" / "artifacts" / "data").glob("*/artifacts/previews/*.png"))
-    assert len(previews) == 2
+    previews = sorted(p.name for p in (repo / "mlruns" / "artifacts" / "data").glob("*/artifacts/previews/*.png"))
+    assert len(previews) == 2 + 2  # download: one mosaic per scene; convert: one per camera of the first scene
+
+    # convert's outputs
+    frames = repo / "data" / "frames"
+    stores = sorted(p.relative_to(frames).as_posix() for p in frames.rglob("*.h5"))
+    assert stores == [f"{s}/Camera_000{c}.h5" for s in ("Warehouse_000", "Warehouse_015") for c in (0, 1)]
+    assert len(list((repo / "data" / "ovpkl" / "train").glob("Warehouse_000+bev-sensor-*_infos_train.pkl"))) >= 1
+    assert len(list((repo / "data" / "kitti" / "val" / "labels").glob("*.txt"))) == 2 * 6
+    assert (repo / "data" / "anchors" / "kmeans8.npy").is_file()
 
     # Nothing changed: the second repro runs nothing.
     second = _dvc(repo, "repro")
     assert "Data and pipelines are up to date" in second.stdout
     with sqlite3.connect(db) as con:
-        assert con.execute("select count(*) from runs").fetchone()[0] == 1
+        assert con.execute("select count(*) from runs").fetchone()[0] == 2
     status = _dvc(repo, "status")
     assert "up to date" in status.stdout
+
+    # A convert parameter changes: only convert re-runs (download is keyed on `data` only).
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["convert"]["kitti"]["frame_step"] = 2
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    third = _dvc(repo, "repro")
+    assert "Running stage 'convert'" in third.stdout and "Running stage 'download'" not in third.stdout
+    assert len(list((repo / "data" / "kitti" / "val" / "labels").glob("*.txt"))) == 2 * 3
+    with sqlite3.connect(db) as con:
+        names = [row[0] for row in con.execute("select name from runs")]
+    assert sorted(names) == ["convert", "convert", "download"]

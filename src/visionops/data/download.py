@@ -211,9 +211,9 @@ def run_download(data: DataParams, raw_dir: str | os.PathLike | None = None,
     started = time.perf_counter()
     with atomic.atomic_dir(raw_dir) as staging:
         if data.source == "synthetic":
-            from visionops.data.synthetic import render_dataset  # noqa: PLC0415
-
             from tqdm import tqdm  # noqa: PLC0415
+
+            from visionops.data.synthetic import render_dataset  # noqa: PLC0415
 
             syn = data.synthetic
             total = sum(syn.scenes.values()) * syn.cameras * syn.frames

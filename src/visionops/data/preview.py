@@ -73,3 +73,34 @@ def mean_visible_fraction(scene: RawScene) -> float:
     n_cams = max(1, len(scene.camera_ids))
     rows = [len(o.bbox_visible) / n_cams for objs in scene.ground_truth.values() for o in objs]
     return float(np.mean(rows)) if rows else 0.0
+
+
+def draw_box3d(image, boxes: np.ndarray, names, projection: np.ndarray, *, labels=None, width: int = 2):
+    """Draw 3D boxes onto a PIL image in place.
+
+    Args:
+        image: PIL RGB image of the camera.
+        boxes: (N, >=7) ``[x, y, z, w, l, h, yaw]`` in the frame ``projection`` maps from (metres, rad).
+        names: N class names (colours).
+        projection: (3, 4) that frame -> pixels (``K @ [R|t]``).
+        labels: optional N strings drawn at the top of each box.
+    """
+    from PIL import ImageDraw  # noqa: PLC0415
+
+    from visionops.data.box_projection import BOX_EDGES, NEAR  # noqa: PLC0415
+    from visionops.data.schema import box_corners  # noqa: PLC0415
+
+    draw = ImageDraw.Draw(image)
+    for i, box in enumerate(np.asarray(boxes, dtype=np.float64)):
+        corners = box_corners(box[:3], box[3:6], np.array([0.0, 0.0, box[6]]))
+        hom = np.concatenate([corners, np.ones((8, 1))], axis=1) @ projection.T
+        if np.any(hom[:, 2] < NEAR):
+            continue  # partly behind the camera: a wrapped projection would only confuse
+        uv = hom[:, :2] / hom[:, 2:3]
+        colour = CLASS_COLOURS.get(str(names[i]), (255, 255, 255))
+        for a, b in BOX_EDGES:
+            draw.line([tuple(uv[a]), tuple(uv[b])], fill=colour, width=width)
+        if labels is not None:
+            top = uv[np.argmin(uv[:, 1])]
+            draw.text((float(top[0]) + 2, float(top[1]) - 12), str(labels[i]), fill=colour)
+    return image

@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from visionops import atomic
-from visionops.data.depth import read_depth_mm
 from visionops.data.calibration import Calibration
+from visionops.data.depth import read_depth_mm
 from visionops.data.schema import (
     GroundTruth,
     SchemaError,

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from visionops.data.calibration import Calibration
 from visionops.data.raw import (
     CALIBRATION_FILE,
     DEPTH_DIR,
@@ -19,7 +20,6 @@ from visionops.data.raw import (
     VIDEO_DIR,
     RawScene,
 )
-from visionops.data.calibration import Calibration
 from visionops.data.schema import GroundTruth, SchemaError
 
 MATRIX_RTOL = 1e-4  # cameraMatrix vs K @ E: JSON round-off is ~1e-9, real inconsistencies are >> 1e-3

@@ -70,8 +70,8 @@ def make_camera(cam_id: str, position, target, width=160, height=96, hfov=70.0):
 
 def static_track(cls: str, object_id: int, xy, yaw: float, frames: int, seed: int = 0):
     """A standing object of class ``cls`` at ``xy`` (2,) with heading ``yaw`` for ``frames`` frames."""
-    from visionops.data.synthetic.population import sample_instance  # noqa: PLC0415
     from visionops.data.synthetic.motion import Track  # noqa: PLC0415
+    from visionops.data.synthetic.population import sample_instance  # noqa: PLC0415
 
     inst = sample_instance(np.random.default_rng(seed), cls)
     return Track(inst, object_id, np.tile(np.asarray(xy, float), (frames, 1)), np.full(frames, yaw),

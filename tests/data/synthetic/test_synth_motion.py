@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from visionops.data.schema import CLASS_NAMES_2025
+from visionops.data.synthetic.agents import wrap_angle
 from visionops.data.synthetic.classes import CLASS_SPECS
 from visionops.data.synthetic.population import choose_classes, sample_instance
-from visionops.data.synthetic.agents import wrap_angle
 from visionops.data.synthetic.scene import build_scene_spec, scene_name, scene_seed, simulate_ground_truth
 from visionops.data.synthetic.shading import rect_distance
 

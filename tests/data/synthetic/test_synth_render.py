@@ -10,9 +10,9 @@ import pytest
 from PIL import Image
 from shapely import wkt
 
+from visionops.data.calibration import world_to_map_pixels
 from visionops.data.depth import list_depth_frames
 from visionops.data.raw import RawScene, find_scenes
-from visionops.data.calibration import world_to_map_pixels
 from visionops.data.synthetic import VERSION, render_dataset, render_scene
 from visionops.data.synthetic.annotate import BOX_EDGES
 from visionops.data.video import count_frames, iter_frames, probe

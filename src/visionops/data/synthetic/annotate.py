@@ -11,56 +11,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from visionops.data.synthetic.raycast import NEAR
-
-# The 12 edges of a box_corners() box: corner index = 4*ix + 2*iy + iz, edges join indices one bit apart.
-BOX_EDGES = np.array([(i, i | b) for i in range(8) for b in (1, 2, 4) if not i & b])
-
-
-def clip_box_to_near(corners_cam: np.ndarray, near: float = NEAR) -> np.ndarray:
-    """Vertices of a box's part in front of the plane z = near.
-
-    Args:
-        corners_cam: (8, 3) corners in camera coordinates, ordered as :func:`schema.box_corners`.
-    Returns:
-        (M, 3) the corners with z >= near plus the points where the box edges cross z = near; their
-        projection's bounding rectangle is that of the clipped box (M = 0 if all is behind).
-    """
-    front = corners_cam[:, 2] >= near
-    points = [corners_cam[front]]
-    a, b = corners_cam[BOX_EDGES[:, 0]], corners_cam[BOX_EDGES[:, 1]]
-    crossing = (a[:, 2] >= near) != (b[:, 2] >= near)
-    if np.any(crossing):
-        a, b = a[crossing], b[crossing]
-        s = (near - a[:, 2]) / (b[:, 2] - a[:, 2])
-        points.append(a + s[:, None] * (b - a))
-    return np.concatenate(points, axis=0)
-
-
-def project_extent(points_cam: np.ndarray, K: np.ndarray) -> np.ndarray | None:
-    """(4,) unclipped ``[xmin, ymin, xmax, ymax]`` of points (M, 3) in front of the camera; None if M = 0."""
-    if len(points_cam) == 0:
-        return None
-    uvw = points_cam @ K.T
-    uv = uvw[:, :2] / uvw[:, 2:3]
-    return np.array([uv[:, 0].min(), uv[:, 1].min(), uv[:, 0].max(), uv[:, 1].max()])
-
-
-def clip_to_image(extent: np.ndarray | None, width: int, height: int) -> np.ndarray | None:
-    """Clip ``[xmin, ymin, xmax, ymax]`` to ``[0, W-1] x [0, H-1]``; None if it misses the image."""
-    if extent is None:
-        return None
-    xmin, ymin, xmax, ymax = extent
-    if xmax < 0 or ymax < 0 or xmin > width - 1 or ymin > height - 1:
-        return None
-    return np.array([max(xmin, 0.0), max(ymin, 0.0), min(xmax, width - 1.0), min(ymax, height - 1.0)])
-
-
-def amodal_box(corners_world: np.ndarray, R: np.ndarray, t: np.ndarray, K: np.ndarray, width: int,
-               height: int, near: float = NEAR) -> np.ndarray | None:
-    """(4,) amodal 2D box of a 3D box (corners (8, 3) world) in one camera, or None if out of view."""
-    cam = np.asarray(corners_world, dtype=np.float64) @ R.T + t
-    return clip_to_image(project_extent(clip_box_to_near(cam, near), K), width, height)
+# The projection helpers live in data/box_projection.py (the converter uses them too); re-exported here.
+from visionops.data.box_projection import (  # noqa: F401
+    BOX_EDGES,
+    NEAR,
+    amodal_box,
+    clip_box_to_near,
+    clip_to_image,
+    project_extent,
+)
 
 
 def pixel_rect(box: np.ndarray) -> tuple[int, int, int, int] | None:

@@ -11,8 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-NEAR = 0.05
-"""Near plane (metres of z-depth): hits closer than this are ignored (the camera is never inside a box)."""
+from visionops.data.box_projection import NEAR  # noqa: F401  (near plane: closer hits are ignored)
 
 SURFACE_FLOOR, SURFACE_CEILING = 0, 1
 SURFACE_WALL_X0, SURFACE_WALL_X1, SURFACE_WALL_Y0, SURFACE_WALL_Y1 = 2, 3, 4, 5
