@@ -31,7 +31,8 @@ def test_unknown_key_names_dotted_path_and_allowed_keys():
 
 
 def test_unknown_section_lists_sections():
-    with pytest.raises(ConfigError, match=r"dataa: unknown key\. Allowed keys here: data, convert, sparse4d, tracking"):
+    allowed = "data, convert, sparse4d, detectnet_v2, prune, tracking"
+    with pytest.raises(ConfigError, match=rf"dataa: unknown key\. Allowed keys here: {allowed}"):
         validate_params({"dataa": {}})
 
 

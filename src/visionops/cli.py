@@ -18,6 +18,7 @@ import click
 LAZY_COMMANDS = {
     # name -> "module:attribute" of a click command defined in a light module
     "evaluate": "visionops.evaluation.commands:evaluate",
+    "detectnet": "visionops.pipeline.detectnet_commands:detectnet",
 }
 
 

@@ -1,0 +1,12 @@
+"""Image backbones shared by the detectors: ResNet-18/34/50/101 with torchvision's parameter names."""
+
+from visionops.models.backbones.resnet import (
+    TORCHVISION_URLS,
+    BasicBlock,
+    Bottleneck,
+    ResNet,
+    build_resnet,
+    load_pretrained,
+)
+
+__all__ = ["TORCHVISION_URLS", "BasicBlock", "Bottleneck", "ResNet", "build_resnet", "load_pretrained"]

@@ -1,0 +1,1 @@
+"""DetectNet_v2 (GridBox) model, targets and post-processing."""
