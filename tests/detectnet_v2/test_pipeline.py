@@ -52,3 +52,32 @@ def test_train_prune_retrain_evaluate_chain(tmp_path):
     assert "train/loss_epoch" in train_run.data.metrics and "val/mAP" in train_run.data.metrics
     samples = mlflow.artifacts.list_artifacts(run_id=train_run.info.run_id, artifact_path="samples")
     assert len(samples) >= 2  # one detections image per validation epoch
+
+
+def test_nan_loss_stops_training_with_the_term_named_and_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    from visionops.models.detectnet_v2.loss import DetectNetLoss
+
+    toy_kitti(tmp_path / "data" / "kitti" / "train", count=4, seed=0)
+    toy_kitti(tmp_path / "data" / "kitti" / "val", count=2, seed=1)
+    params = Params.model_validate({"detectnet_v2": {
+        "input_size": [128, 96], "classes": ["person", "forklift"], "workers": 0,
+        "targets": {"per_class_cov_radius": {"person": 1.0}},
+        "train": {"epochs": 1, "batch_size": 2, "validate_every": 1}}})
+    previous = tmp_path / detectnet.PHASE1
+    previous.parent.mkdir(parents=True)
+    previous.write_bytes(b"an earlier good checkpoint")
+    original = DetectNetLoss.forward
+
+    def poisoned(self, cov_logits, bbox_pred, targets):
+        losses = original(self, cov_logits, bbox_pred, targets)
+        losses["bbox"] = losses["bbox"] * float("nan")
+        losses["total"] = losses["cov"] + losses["bbox"]
+        return losses
+
+    monkeypatch.setattr(DetectNetLoss, "forward", poisoned)
+    with pytest.raises(FloatingPointError, match=r"'total'.* step 0|'bbox'.*step 0"):
+        detectnet.fit(params, phase="train", root=tmp_path, echo=lambda m: None)
+    assert previous.read_bytes() == b"an earlier good checkpoint"
+    assert not list(previous.parent.glob(".tmp-*"))
+    runs = mlflow.search_runs(experiment_names=["detectnet_v2"], output_format="list")
+    assert [r.info.status for r in runs] == ["FAILED"]
