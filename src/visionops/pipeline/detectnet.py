@@ -179,7 +179,7 @@ def fit(params: Params, *, phase: str, root: Path = Path("."), echo=print) -> di
 
 
 def _pretrained_model(net: DetectNetParams, echo):
-    from visionops.models.backbones.resnet import load_pretrained  # noqa: PLC0415
+    from visionops.models.backbones.pretrained import load_pretrained  # noqa: PLC0415
     from visionops.models.detectnet_v2.model import DetectNetV2  # noqa: PLC0415
 
     model = DetectNetV2(len(net.classes), arch=net.arch, all_projections=net.all_projections)

@@ -13,19 +13,12 @@ Semantics follow TAO's ``prune`` ("min_weight", ``core/pruning/pruning.py``; bri
 4. ``n_keep = #(stat > threshold)``; ``n_keep = max(n_keep, min(min_num_filters, n))``; round ``n_keep`` up to
    a multiple of ``granularity`` and cap at ``n``; keep the top-``n_keep`` filters by stat.
 5. torch-pruning slices the convs' out-channels, the following BNs and the consumers' in-channels.
-
-A pruned model is saved as its pruning history (``[module_name, is_out_channel_pruning, indices]``, plain
-Python) next to its ``state_dict``; loading rebuilds the unpruned architecture, replays the history, then loads
-the weights. That checkpoint loads with ``torch.load(..., weights_only=True)``, unlike a pickled module.
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
-import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -34,7 +27,7 @@ import torch
 import torch_pruning as tp
 from torch import nn
 
-from visionops.atomic import write_bytes
+from visionops.pruning.graph import History, as_args, plain_history, traceable
 
 Normalizer = Literal["max", "L2"]
 Equalization = Literal["union", "intersection", "arithmetic_mean", "geometric_mean"]
@@ -48,7 +41,6 @@ EXCLUDED = "excluded"  # named in excluded_layers / output_layers
 COUPLED_TO_EXCLUDED = "coupled_to_excluded"  # shares a keep-set with an excluded conv, so it cannot shrink either
 UNSUPPORTED = "unsupported"  # coupled to a non-Conv2d producer (Linear, ConvTranspose...) this scorer does not rank
 
-History = list[list[Any]]  # [[module_name: str, is_out_channel_pruning: bool, indices: list[int]], ...]
 
 
 @dataclass
@@ -251,11 +243,11 @@ def prune_model(
     config = config or PruneConfig()
     if isinstance(output_layers, str):
         raise TypeError("output_layers must be a sequence of module names, not a single string")
-    inputs = _as_args(example_inputs)
+    inputs = as_args(example_inputs)
     excluded = _resolve_excluded(model, [*output_layers, *config.excluded_layers])
     names = {module: name for name, module in model.named_modules()}
 
-    with _traceable(model):
+    with traceable(model):
         macs_before, params_before = tp.utils.count_ops_and_params(model, inputs)
         graph = tp.DependencyGraph().build_dependency(model, example_inputs=inputs, verbose=False)
         # Exclusions are handled here rather than via get_all_groups(ignored_layers=...), which silently drops a
@@ -305,7 +297,7 @@ def prune_model(
         macs_before=int(macs_before),
         macs_after=int(macs_after),
         layers=rows,
-        pruning_history=_plain_history(graph.pruning_history()),
+        pruning_history=plain_history(graph.pruning_history()),
     )
 
 
@@ -353,13 +345,6 @@ def _plan_group(
     return plan
 
 
-def _as_args(example_inputs: torch.Tensor | Sequence[torch.Tensor]) -> tuple:
-    # torch-pruning calls model(*example_inputs): a bare tensor would be unpacked along the batch dimension.
-    if isinstance(example_inputs, torch.Tensor):
-        return (example_inputs,)
-    return tuple(example_inputs)
-
-
 def _resolve_excluded(model: nn.Module, layer_names: Sequence[str]) -> set[nn.Module]:
     """Conv2d modules named (directly or as a container) in ``layer_names``; unknown names are an error."""
     modules = dict(model.named_modules())
@@ -372,144 +357,3 @@ def _resolve_excluded(model: nn.Module, layer_names: Sequence[str]) -> set[nn.Mo
     return excluded
 
 
-@contextlib.contextmanager
-def _traceable(model: nn.Module) -> Iterator[None]:
-    """Eval mode + autograd on for tracing; restore modes and ``requires_grad`` (by name) afterwards.
-
-    Eval: torch-pruning's trace runs a forward, which in train mode would update BN running stats (and it calls
-    ``model.eval()`` itself without restoring). Grad: the trace follows ``grad_fn``s, which frozen parameters or
-    an outer ``no_grad`` would remove. Names, not objects: pruning replaces the Parameter objects.
-    """
-    modes = {name: m.training for name, m in model.named_modules()}
-    grads = {name: p.requires_grad for name, p in model.named_parameters()}
-    model.eval()
-    for p in model.parameters():
-        p.requires_grad_(True)
-    try:
-        with torch.enable_grad():
-            yield
-    finally:
-        for name, m in model.named_modules():
-            m.training = modes.get(name, m.training)
-        for name, p in model.named_parameters():
-            p.requires_grad_(grads.get(name, True))
-
-
-def _plain_history(history: Any) -> History:
-    """``[[str, bool, [int, ...]], ...]``: only types that ``torch.load(weights_only=True)`` and JSON accept."""
-    plain = []
-    for entry in history:
-        if not isinstance(entry, (list, tuple)) or len(entry) != 3:
-            raise ValueError(f"malformed pruning-history entry {entry!r}: expected [module_name, is_out, indices]")
-        name, is_out, idxs = entry
-        plain.append([str(name), bool(is_out), [int(i) for i in idxs]])
-    return plain
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Save / load
-
-
-def save_pruned(
-    path: str | os.PathLike,
-    model: nn.Module,
-    history: Sequence[Sequence[Any]],
-    extra: dict[str, Any] | None = None,
-) -> None:
-    """Atomically write ``{"pruning_history": history, "state_dict": model.state_dict(), **extra}``.
-
-    ``extra`` (epoch, config, class names...) must hold only tensors and plain Python values, or the file will not
-    load with ``weights_only=True``. ``history`` must lead from the *unpruned* architecture to this model: after a
-    second pruning round on a loaded model, pass ``checkpoint["pruning_history"] + report.pruning_history``.
-    """
-    extra = dict(extra or {})
-    clash = sorted({"pruning_history", "state_dict"} & extra.keys())
-    if clash:
-        raise ValueError(f"extra must not contain the reserved keys {clash}")
-    payload = {"pruning_history": _plain_history(history), "state_dict": model.state_dict(), **extra}
-    buffer = io.BytesIO()
-    torch.save(payload, buffer)
-    write_bytes(path, buffer.getvalue())
-
-
-def apply_pruning_history(
-    model: nn.Module, history: Sequence[Sequence[Any]], example_inputs: torch.Tensor | Sequence[torch.Tensor]
-) -> nn.Module:
-    """Replay a pruning history on a freshly built *unpruned* model, in place; return it.
-
-    Use before ``load_state_dict`` (e.g. in Lightning's ``on_load_checkpoint``). Raises ValueError naming the
-    modules the model lacks, or the entry whose indices do not fit the layer.
-    """
-    history = _plain_history(history)
-    modules = dict(model.named_modules())
-    missing = sorted({name for name, _, _ in history if name not in modules})
-    if missing:
-        raise ValueError(
-            f"pruning history names modules this model does not have: {missing}; "
-            "was the checkpoint made from a different architecture?"
-        )
-    with _traceable(model):
-        graph = tp.DependencyGraph().build_dependency(model, example_inputs=_as_args(example_inputs), verbose=False)
-        for step, (name, is_out, idxs) in enumerate(history):
-            module = modules[name]
-            width = graph.get_out_channels(module) if is_out else graph.get_in_channels(module)
-            if width is not None and (not idxs or min(idxs) < 0 or max(idxs) >= width or len(idxs) >= width):
-                raise ValueError(
-                    f"pruning history step {step} ({name}, {'out' if is_out else 'in'}-channels) removes indices "
-                    f"{_short(idxs)} from a layer with {width} channels"
-                )
-            try:
-                graph.load_pruning_history([[name, is_out, idxs]])
-            except Exception as exc:  # torch-pruning's own errors do not say which step failed
-                raise ValueError(f"replaying pruning history step {step} ({name}) failed: {exc}") from exc
-    return model
-
-
-def load_pruned(
-    path: str | os.PathLike,
-    build_unpruned: Callable[[], nn.Module],
-    example_inputs: torch.Tensor | Sequence[torch.Tensor],
-) -> tuple[nn.Module, dict[str, Any]]:
-    """Load a :func:`save_pruned` checkpoint: build, replay the history, load weights. Returns (model, checkpoint).
-
-    The file is read with ``weights_only=True`` on the CPU. The model keeps the train/eval mode the builder gave it.
-    """
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(checkpoint, dict) or "pruning_history" not in checkpoint:
-        keys = sorted(checkpoint) if isinstance(checkpoint, dict) else type(checkpoint).__name__
-        raise ValueError(
-            f"{os.fspath(path)} is not a pruned checkpoint: it has no 'pruning_history' entry (found {keys}); "
-            "load an unpruned checkpoint with model.load_state_dict instead"
-        )
-    if "state_dict" not in checkpoint:
-        raise ValueError(f"{os.fspath(path)} has a pruning history but no 'state_dict'")
-    model = build_unpruned()
-    apply_pruning_history(model, checkpoint["pruning_history"], example_inputs)
-    state_dict = checkpoint["state_dict"]
-    expected = model.state_dict()
-    for key, value in state_dict.items():
-        if key in expected and expected[key].shape != value.shape:
-            raise ValueError(
-                f"parameter {key!r} has shape {tuple(value.shape)} in {os.fspath(path)} but "
-                f"{tuple(expected[key].shape)} after replaying the pruning history; the history and weights do "
-                "not belong together, or the architecture differs"
-            )
-    missing = sorted(expected.keys() - state_dict.keys())
-    unexpected = sorted(state_dict.keys() - expected.keys())
-    if missing or unexpected:
-        raise ValueError(
-            f"state_dict in {os.fspath(path)} does not match the model: missing {_short(missing)}, "
-            f"unexpected {_short(unexpected)}"
-        )
-    model.load_state_dict(state_dict)
-    return model, checkpoint
-
-
-def pruned_channels_summary(model: nn.Module) -> dict[str, int]:
-    """``{conv module name: out_channels}`` for every Conv2d, in module order (for reports and diffs)."""
-    return {name: m.out_channels for name, m in model.named_modules() if isinstance(m, nn.Conv2d)}
-
-
-def _short(items: Sequence[Any], limit: int = 8) -> str:
-    items = list(items)
-    return str(items) if len(items) <= limit else f"{items[:limit]} ... ({len(items)} in all)"
