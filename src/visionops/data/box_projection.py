@@ -77,6 +77,12 @@ def box_area(box: np.ndarray | None) -> float:
     return float(max(box[2] - box[0], 0.0) * max(box[3] - box[1], 0.0))
 
 
+def visibility_ratio(visible: np.ndarray, full: np.ndarray) -> float:
+    """Visible-box area / full-box area in [0, 1] (0 when the full box has no area)."""
+    full_area = box_area(full)
+    return float(np.clip(box_area(visible) / full_area, 0.0, 1.0)) if full_area > 0 else 0.0
+
+
 def truncation(corners_world: np.ndarray, R: np.ndarray, t: np.ndarray, K: np.ndarray, width: int,
                height: int, near: float = NEAR) -> float:
     """Fraction in [0, 1] of the projected box outside the image (KITTI's "truncated"); 1 when out of view.

@@ -32,6 +32,7 @@ import numpy as np
 
 from visionops import atomic
 from visionops.config import ConvertParams
+from visionops.data.download import folder_bytes
 from visionops.data.parallel_frames import convert_frames
 from visionops.data.scene_plan import ConversionError, ScenePlan, find_split_scenes, plan_scene
 
@@ -171,10 +172,6 @@ def kitti_samples(plans: list[ScenePlan], params: ConvertParams
     return samples, counts
 
 
-def _folder_bytes(path: Path) -> int:
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-
-
 def convert_dataset(raw_dir: str | os.PathLike, dirs: OutputDirs, params: ConvertParams, num_anchor: int, *,
                     echo: Callable[[str], None] = print, show_progress: bool = True) -> dict[str, Any]:
     """Convert every scene of ``params.splits`` under ``raw_dir`` into ``dirs``; returns the report.
@@ -244,7 +241,7 @@ def convert_dataset(raw_dir: str | os.PathLike, dirs: OutputDirs, params: Conver
             "objects": len(asset_index),
         }
         atomic.write_json(staged["ovpkl"] / CONVERSION_FILE, summary)
-        sizes_bytes = {name: _folder_bytes(path) for name, path in staged.items()}
+        sizes_bytes = {name: folder_bytes(path) for name, path in staged.items()}
     elapsed = time.perf_counter() - started
     decode = sum(s["decode_seconds"] for s in camera_stats)
     encode = sum(s["encode_seconds"] for s in camera_stats)

@@ -195,7 +195,8 @@ def validate_tree(root: Path, *, decode: bool = False) -> list[ValidationReport]
     return reports
 
 
-def _folder_bytes(root: Path) -> int:
+def folder_bytes(root: Path) -> int:
+    """Total size in bytes of the files under ``root``."""
     return sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
 
 
@@ -250,7 +251,7 @@ def run_download(data: DataParams, raw_dir: str | os.PathLike | None = None,
                 }
                 for r in reports
             ],
-            "bytes": _folder_bytes(staging) if data.source == "synthetic" else source_info.get("bytes", 0),
+            "bytes": folder_bytes(staging) if data.source == "synthetic" else source_info.get("bytes", 0),
             "seconds": {"fetch": round(fetched - started, 3), "validate": round(time.perf_counter() - fetched, 3)},
         }
         atomic.write_json(staging / MANIFEST_FILE, manifest)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from visionops.data.box_projection import truncation
+from visionops.data.box_projection import truncation, visibility_ratio
 from visionops.data.calibration import CameraCalibration
 from visionops.data.schema import ObjectAnnotation
 
@@ -100,10 +100,7 @@ def label_objects(
             too_small += 1
             continue
         full = None if obj.bbox_full is None else obj.bbox_full.get(camera.id)
-        ratio = None
-        if full is not None:
-            full_area = (full[2] - full[0]) * (full[3] - full[1])
-            ratio = float((visible[2] - visible[0]) * (visible[3] - visible[1]) / full_area) if full_area > 0 else 0.0
+        ratio = None if full is None else visibility_ratio(visible, full)
         trunc = truncation(obj.corners(), rot, trans, camera.intrinsic, width, height) if width and height else 0.0
         labels.append(KittiObject(name, round(trunc, 2), occlusion_level(ratio), tuple(float(v) for v in box)))
     return labels, too_small

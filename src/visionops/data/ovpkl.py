@@ -53,6 +53,7 @@ import numpy as np
 
 from visionops.data import safe_pickle
 from visionops.data.bev_groups import BevGroup
+from visionops.data.box_projection import visibility_ratio
 from visionops.data.frame_store import depth_store_key, rgb_key
 from visionops.data.schema import GroundTruth, ObjectAnnotation
 
@@ -164,9 +165,7 @@ def _visibility(obj: ObjectAnnotation, cameras: Sequence[str]) -> dict[str, floa
         if full is None:
             out[cam] = -1.0
             continue
-        full_area = (full[2] - full[0]) * (full[3] - full[1])
-        vis_area = (visible[2] - visible[0]) * (visible[3] - visible[1])
-        out[cam] = float(np.clip(vis_area / full_area, 0.0, 1.0)) if full_area > 0 else 0.0
+        out[cam] = visibility_ratio(visible, full)
     return out
 
 

@@ -22,13 +22,12 @@ def camera_previews(ovpkl_dir: Path, root: Path, out_dir: Path, max_scenes: int 
     done_cameras: set[tuple[str, str]] = set()
     scenes: list[str] = []
     for pkl in sorted(ovpkl_dir.glob("*/*.pkl")):
-        data = load_ovpkl(pkl)
-        scene = data["metadata"].get("scene", pkl.stem)
+        scene = pkl.name.split("+", 1)[0]  # <Scene>+<group>_infos_<split>.pkl
         if scene not in scenes:
             if len(scenes) >= max_scenes:
                 continue
             scenes.append(scene)
-        infos = data["infos"]
+        infos = load_ovpkl(pkl)["infos"]
         if not infos:
             continue
         # The frame with the most boxes shows the most geometry.

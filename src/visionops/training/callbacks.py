@@ -4,10 +4,11 @@ in MLflow, atomic checkpoint writing."""
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import lightning as L
+
+from visionops import atomic
 
 
 class SetEpoch(L.Callback):
@@ -63,14 +64,6 @@ class MlflowSamples(L.Callback):
 def atomic_save_checkpoint(trainer: L.Trainer, path: str | os.PathLike) -> Path:
     """``trainer.save_checkpoint`` to a temporary sibling, then rename: an interrupted save never leaves a
     truncated checkpoint where a good one was."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".tmp-{path.name}.", suffix=".ckpt", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic.atomic_path(path) as tmp:
         trainer.save_checkpoint(tmp, weights_only=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return Path(path)
