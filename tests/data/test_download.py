@@ -148,3 +148,21 @@ def test_interrupted_run_leaves_nothing_half_written(tmp_path, tiny_scene, monke
         run_download(DataParams(source="local", local=LocalParams(path=str(tiny_scene.parent.parent))), raw)
     assert [p.name for p in (raw / "train").iterdir()] == ["Old"]
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".tmp-")] == []
+
+
+def test_synthetic_manifest_is_identical_when_the_data_is(tmp_path):
+    """No timings or temporary paths in manifest.json: re-rendering the same data gives the same file."""
+    import json
+
+    from visionops.config import SyntheticParams
+
+    params = DataParams(synthetic=SyntheticParams(scenes={"train": 1}, cameras=2, frames=3, width=64, height=48,
+                                                  objects_per_scene=(1, 2), workers=1))
+    raw = tmp_path / "raw"
+    manifest = run_download(params, raw)
+    first = (raw / "manifest.json").read_bytes()
+    run_download(params, raw)
+    assert (raw / "manifest.json").read_bytes() == first
+    written = json.loads(first)
+    assert "seconds" not in written and "seconds" in manifest  # the returned manifest keeps the timings
+    assert ".tmp-" not in first.decode()

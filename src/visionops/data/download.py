@@ -247,12 +247,27 @@ def run_download(data: DataParams, raw_dir: str | os.PathLike | None = None,
                     "frames": r.frames,
                     "gt_frames": r.gt_frames,
                     "gt_objects": r.gt_objects,
-                    "warnings": [str(w).replace(str(staging), str(raw_dir)) for w in r.warnings],
+                    "warnings": [str(w) for w in r.warnings],
                 }
                 for r in reports
             ],
             "bytes": folder_bytes(staging) if data.source == "synthetic" else source_info.get("bytes", 0),
             "seconds": {"fetch": round(fetched - started, 3), "validate": round(time.perf_counter() - fetched, 3)},
         }
-        atomic.write_json(staging / MANIFEST_FILE, manifest)
+        atomic.write_json(staging / MANIFEST_FILE, stable_manifest(manifest, staging, raw_dir))
     return manifest
+
+
+VOLATILE_KEYS = frozenset({"seconds", "timings"})
+
+
+def stable_manifest(value: Any, staging: Path, raw_dir: Path) -> Any:
+    """The manifest as written to ``manifest.json``: without timings and with staging paths shown as their final
+    place, so re-producing the same data gives the same file (and the same DVC hash for ``data/raw``)."""
+    if isinstance(value, dict):
+        return {k: stable_manifest(v, staging, raw_dir) for k, v in value.items() if k not in VOLATILE_KEYS}
+    if isinstance(value, list):
+        return [stable_manifest(v, staging, raw_dir) for v in value]
+    if isinstance(value, str):
+        return value.replace(str(staging), str(raw_dir))
+    return value
