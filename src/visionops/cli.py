@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import shlex
 import sys
 from pathlib import Path
 
@@ -105,6 +106,41 @@ def params_check(ctx: click.Context) -> None:
 
     loaded = _load_params(ctx)
     click.echo(f"{ctx.find_root().obj['params_file']}: OK (digest {digest(loaded)})")
+
+
+@params.command("preset")
+@click.argument("name", required=False)
+@click.option("--list", "list_only", is_flag=True, help="List the presets and exit.")
+@click.option("--print-overrides", is_flag=True,
+              help="Print the preset as -S arguments (for `dvc exp run`) instead of writing the params file.")
+@click.pass_context
+def params_preset(ctx: click.Context, name: str | None, list_only: bool, print_overrides: bool) -> None:
+    """Switch to a named preset (e.g. dashcamnet) by rewriting its keys in the params file.
+
+    Comments and order are kept and only the preset's keys change, so `dvc repro` then re-runs just the
+    stages that read them. Run it as an experiment instead, leaving params.yaml as it is:
+
+        dvc exp run $(visionops params preset dashcamnet --print-overrides)
+    """
+    from visionops.config import ConfigError  # noqa: PLC0415
+    from visionops.config.presets import PRESETS, apply_preset, preset_overrides  # noqa: PLC0415
+
+    if list_only or not name:
+        for key, preset in PRESETS.items():
+            click.echo(f"{key:14s} {preset.description}")
+        return
+    try:
+        if print_overrides:
+            click.echo(" ".join(f"-S {shlex.quote(item)}" for item in preset_overrides(name)))
+            return
+        params_file = ctx.find_root().obj["params_file"]
+        changes = apply_preset(name, params_file)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    if not changes:
+        click.echo(f"{params_file}: already at preset {name}")
+    for key, (old, new) in changes.items():
+        click.echo(f"{key}: {old!r} -> {new!r}")
 
 
 # --------------------------------------------------------------------------------------------------

@@ -25,7 +25,12 @@ MICRO = {
     "data.synthetic.height": 96,
     "data.synthetic.objects_per_scene": [2, 3],
     "sparse4d.num_anchor": 8,
+    "detectnet_v2.input_size": [160, 96],
+    "detectnet_v2.workers": 0,
+    "detectnet_v2.train": {"epochs": 1, "batch_size": 4, "validate_every": 1},
+    "detectnet_v2.retrain": {"epochs": 1, "batch_size": 4, "validate_every": 1},
 }
+STAGES = ["download", "convert", "train_detectnet", "prune", "retrain", "evaluate_detectnet"]
 
 pytestmark = pytest.mark.slow
 
@@ -54,7 +59,11 @@ def pipeline_repo(tmp_path_factory) -> Path:
     repo = _copy_repo(tmp_path_factory.mktemp("repo"))
     params = yaml.safe_load((repo / "params.yaml").read_text())
     for key, value in MICRO.items():
-        _set(params, key, value)
+        if isinstance(value, dict):  # a partial section: only these keys change
+            for sub, item in value.items():
+                _set(params, f"{key}.{sub}", item)
+        else:
+            _set(params, key, value)
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     # Explicit identity: this module-scoped fixture runs before the per-test environment fixture.
     identity = ["-c", "user.name=visionops-tests", "-c", "user.email=tests@visionops.invalid"]
@@ -102,7 +111,8 @@ def test_repro_builds_every_out_and_tracks_it(pipeline_repo):
         tags = dict(con.execute("select key, value from tags").fetchall())
         metrics = dict(con.execute("select key, value from metrics").fetchall())
         experiments = {row[0] for row in con.execute("select name from experiments")}
-    assert sorted(rows) == [("convert", "FINISHED", "data"), ("download", "FINISHED", "data")]
+    families = {"download": "data", "convert": "data"}
+    assert sorted(rows) == sorted((name, "FINISHED", families.get(name, "detectnet_v2")) for name in STAGES)
     assert {"data", "sparse4d", "detectnet_v2"} <= experiments
     assert tags["git.dirty"] == "false"
     assert metrics["scenes"] == 2 and metrics["camera_frames"] == 24
@@ -117,15 +127,29 @@ def test_repro_builds_every_out_and_tracks_it(pipeline_repo):
     assert len(list((repo / "data" / "kitti" / "val" / "labels").glob("*.txt"))) == 2 * 6
     assert (repo / "data" / "anchors" / "kmeans8.npy").is_file()
 
+    # DetectNet_v2: phase 1 -> prune -> retrain -> KPIs of both, as DVC metrics and plots
+    models = repo / "models" / "detectnet_v2"
+    assert all((models / name).is_file() for name in ("phase1.ckpt", "pruned.pt", "retrained.ckpt"))
+    prune_report = json.loads((repo / "reports" / "prune" / "detectnet_v2.json").read_text())
+    assert prune_report["params_after"] <= prune_report["params_before"]
+    kpis = json.loads((repo / "metrics" / "detectnet_v2.json").read_text())
+    assert set(kpis) == {"phase1", "retrained"}
+    assert kpis["retrained"]["params"] == prune_report["params_after"]
+    for phase in ("phase1", "retrained"):
+        curve = (repo / "plots" / "detectnet_v2" / f"pr_{phase}.csv").read_text().splitlines()
+        assert curve[0] == "class,recall,precision,threshold"
+    shown = _dvc(repo, "metrics", "show", "--json")
+    assert "phase1" in shown.stdout
+
     # Nothing changed: the second repro runs nothing.
     second = _dvc(repo, "repro")
     assert "Data and pipelines are up to date" in second.stdout
     with sqlite3.connect(db) as con:
-        assert con.execute("select count(*) from runs").fetchone()[0] == 2
+        assert con.execute("select count(*) from runs").fetchone()[0] == len(STAGES)
     status = _dvc(repo, "status")
     assert "up to date" in status.stdout
 
-    # A convert parameter changes: only convert re-runs (download is keyed on `data` only).
+    # A convert parameter changes: convert and what reads its KITTI output re-run, download does not.
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["convert"]["kitti"]["frame_step"] = 2
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
@@ -134,4 +158,4 @@ def test_repro_builds_every_out_and_tracks_it(pipeline_repo):
     assert len(list((repo / "data" / "kitti" / "val" / "labels").glob("*.txt"))) == 2 * 3
     with sqlite3.connect(db) as con:
         names = [row[0] for row in con.execute("select name from runs")]
-    assert sorted(names) == ["convert", "convert", "download"]
+    assert sorted(names) == sorted(STAGES + STAGES[1:])
