@@ -20,6 +20,7 @@ LAZY_COMMANDS = {
     # name -> "module:attribute" of a click command defined in a light module
     "evaluate": "visionops.evaluation.commands:evaluate",
     "detectnet": "visionops.pipeline.detectnet_commands:detectnet",
+    "infer": "visionops.inference.commands:infer",
 }
 
 
