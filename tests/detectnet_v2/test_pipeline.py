@@ -43,6 +43,7 @@ def test_train_prune_retrain_evaluate_chain(tmp_path):
     assert saved == json.loads(json.dumps(metrics))
     assert set(saved) == {"phase1", "retrained"} and saved["retrained"]["params"] == report["params_after"]
     assert (tmp_path / "plots/detectnet_v2/pr_retrained.csv").read_text().startswith("class,recall,precision")
+    assert (tmp_path / detectnet.PR_FIGURE).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     runs = mlflow.search_runs(experiment_names=["detectnet_v2"], output_format="list")
     assert sorted(r.data.tags["visionops.stage"] for r in runs) == [

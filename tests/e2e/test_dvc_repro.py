@@ -29,8 +29,13 @@ MICRO = {
     "detectnet_v2.workers": 0,
     "detectnet_v2.train": {"epochs": 1, "batch_size": 4, "validate_every": 1},
     "detectnet_v2.retrain": {"epochs": 1, "batch_size": 4, "validate_every": 1},
+    "sparse4d.input_size": [128, 64],
+    "sparse4d.train": {"epochs": 1, "batch_size": 1, "steps_per_epoch": 3, "workers": 0, "sequence_length": 3,
+                       "warmup_steps": 1},
 }
-STAGES = ["download", "convert", "train_detectnet", "prune", "retrain", "evaluate_detectnet"]
+DETECTNET = ["train_detectnet", "prune", "retrain", "evaluate_detectnet"]
+SPARSE4D = ["train_sparse4d", "track_sparse4d", "evaluate_sparse4d"]
+STAGES = ["download", "convert", *DETECTNET, *SPARSE4D]
 
 pytestmark = pytest.mark.slow
 
@@ -111,7 +116,7 @@ def test_repro_builds_every_out_and_tracks_it(pipeline_repo):
         tags = dict(con.execute("select key, value from tags").fetchall())
         metrics = dict(con.execute("select key, value from metrics").fetchall())
         experiments = {row[0] for row in con.execute("select name from experiments")}
-    families = {"download": "data", "convert": "data"}
+    families = {"download": "data", "convert": "data", **dict.fromkeys(SPARSE4D, "sparse4d")}
     assert sorted(rows) == sorted((name, "FINISHED", families.get(name, "detectnet_v2")) for name in STAGES)
     assert {"data", "sparse4d", "detectnet_v2"} <= experiments
     assert tags["git.dirty"] == "false"
@@ -141,6 +146,19 @@ def test_repro_builds_every_out_and_tracks_it(pipeline_repo):
     shown = _dvc(repo, "metrics", "show", "--json")
     assert "phase1" in shown.stdout
 
+    # Sparse4D: checkpoint (weights_only) -> tracks of the val scene in the AI City format -> HOTA
+    from visionops.evaluation.aicity_format import load_tracks
+    from visionops.training.sparse4d_fit import load_sparse4d_checkpoint
+
+    model, meta = load_sparse4d_checkpoint(repo / "models" / "sparse4d" / "model.ckpt")
+    assert meta["input_size"] == [128, 64] and model.cfg.num_anchor == 8
+    tracks, _ = load_tracks(repo / "predictions" / "sparse4d" / "val.txt")
+    assert tracks.shape[1] == 11 and set(tracks[:, 0].astype(int)) <= {15}  # Warehouse_015
+    hota = json.loads((repo / "metrics" / "sparse4d.json").read_text())
+    assert {"HOTA", "DetA", "AssA", "LocA"} <= set(hota["overall"])
+    assert (repo / "plots" / "sparse4d" / "hota_per_class.csv").read_text().startswith("class,HOTA,DetA")
+    assert (repo / "reports" / "sparse4d" / "hota_per_class.png").is_file()
+
     # Nothing changed: the second repro runs nothing.
     second = _dvc(repo, "repro")
     assert "Data and pipelines are up to date" in second.stdout
@@ -158,4 +176,5 @@ def test_repro_builds_every_out_and_tracks_it(pipeline_repo):
     assert len(list((repo / "data" / "kitti" / "val" / "labels").glob("*.txt"))) == 2 * 3
     with sqlite3.connect(db) as con:
         names = [row[0] for row in con.execute("select name from runs")]
-    assert sorted(names) == sorted(STAGES + STAGES[1:])
+    # Sparse4D reads OVPKL, frames and anchors, which came out identical: it does not re-run
+    assert sorted(names) == sorted(STAGES + ["convert", *DETECTNET])

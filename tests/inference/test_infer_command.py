@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import sys
-import types
 
 import pytest
 import torch
@@ -46,9 +44,9 @@ def checkpoint(tmp_path, monkeypatch):
         loaded.append(path)
         return model, {"classes": list(CARD_CLASSES), "input_size": [96, 64]}
 
-    stub = types.ModuleType("visionops.training.sparse4d_module")
-    stub.load_sparse4d_checkpoint = load_sparse4d_checkpoint
-    monkeypatch.setitem(sys.modules, "visionops.training.sparse4d_module", stub)
+    from visionops.training import sparse4d_fit
+
+    monkeypatch.setattr(sparse4d_fit, "load_sparse4d_checkpoint", load_sparse4d_checkpoint)
     path = tmp_path / "model.ckpt"
     path.write_bytes(b"stub")
     return path, loaded

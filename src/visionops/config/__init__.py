@@ -27,7 +27,6 @@ from visionops.config.convert_params import (
     BevGroupParams,
     ConvertParams,
     KittiParams,
-    Sparse4DParams,
 )
 from visionops.config.data_params import DataParams, HuggingFaceParams, LocalParams, SyntheticParams
 from visionops.config.detectnet_params import (
@@ -38,12 +37,19 @@ from visionops.config.detectnet_params import (
     DetectNetTargetParams,
     PruneParams,
 )
+from visionops.config.sparse4d_params import (
+    Sparse4DAugmentParams,
+    Sparse4DInferParams,
+    Sparse4DParams,
+    Sparse4DTrainParams,
+)
 
 __all__ = [
     "DEFAULT_PARAMS_FILE", "AnchorParams", "BevGroupParams", "ClassList", "ConfigError", "ConvertParams",
     "DataParams", "DetectNetAugmentParams", "DetectNetOptimParams", "DetectNetParams", "DetectNetPostprocessParams",
     "DetectNetTargetParams", "HuggingFaceParams", "KittiParams", "LocalParams", "Params", "PruneParams", "Section",
-    "Sparse4DParams", "SyntheticParams", "TrackingParams", "apply_overrides", "digest", "flatten", "load_params",
+    "Sparse4DAugmentParams", "Sparse4DInferParams", "Sparse4DParams", "Sparse4DTrainParams", "SyntheticParams",
+    "TrackingParams", "apply_overrides", "digest", "flatten", "load_params",
     "parse_override", "read_params_file", "section_dict", "validate_params",
 ]
 

@@ -1,4 +1,4 @@
-"""``convert`` (frame store, OVPKL, BEV groups, KITTI, anchors) and ``sparse4d``."""
+"""``convert`` (frame store, OVPKL, BEV groups, KITTI, anchors); ``sparse4d`` lives in :mod:`.sparse4d_params`."""
 
 from __future__ import annotations
 
@@ -89,11 +89,4 @@ class ConvertParams(Section):
         if value is not None and (min(value) < 16 or value[0] > 7680 or value[1] > 4320):
             raise ValueError(f"resize must be [width, height] between 16 and 7680x4320, got {list(value)}")
         return value
-
-
-class Sparse4DParams(Section):
-    """Sparse4D model and training (issue 5 fills in the rest; the anchors need the count now)."""
-
-    num_anchor: int = Field(900, ge=1, description="anchors (N, 11) from k-means over training GT centres")
-
 

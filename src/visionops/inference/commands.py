@@ -66,7 +66,7 @@ def sparse4d_command(checkpoint: Path, scene: Path, out_path: Path, score_thresh
     from visionops.inference.frames import frames_from_ovpkl, frames_from_raw_scene  # noqa: PLC0415
     from visionops.inference.stream import stream_scene  # noqa: PLC0415
     from visionops.inference.tracks import write_scene_tracks  # noqa: PLC0415
-    from visionops.training.sparse4d_module import load_sparse4d_checkpoint  # noqa: PLC0415
+    from visionops.training.sparse4d_fit import load_sparse4d_checkpoint  # noqa: PLC0415
 
     model, meta = load_sparse4d_checkpoint(checkpoint)
     classes = list(meta["classes"])

@@ -26,6 +26,7 @@ RETRAINED = MODEL_DIR / "retrained.ckpt"
 PRUNE_REPORT = Path("reports/prune/detectnet_v2")
 METRICS = Path("metrics/detectnet_v2.json")
 PLOTS = Path("plots/detectnet_v2")
+PR_FIGURE = Path("reports/detectnet_v2/pr_curves.png")
 KITTI = Path("data/kitti")
 
 
@@ -237,12 +238,14 @@ def evaluate(params: Params, *, root: Path = Path("."), echo=print) -> dict[str,
     from visionops import atomic, tracking  # noqa: PLC0415
     from visionops.data.kitti_dataset import KittiDetectionDataset  # noqa: PLC0415
     from visionops.evaluation.kpi import evaluate_detections  # noqa: PLC0415
+    from visionops.evaluation.pr_plot import plot_pr_curves  # noqa: PLC0415
     from visionops.training.detectnet_module import DetectNetModule  # noqa: PLC0415
 
     net = params.detectnet_v2
     dataset = KittiDetectionDataset(root / KITTI / "val", net.classes, tuple(net.input_size))
     loader = _loader(dataset, net.train.batch_size, 0, False, net.seed)
     metrics: dict[str, Any] = {}
+    results = {}
     with tracking.stage_run("evaluate_detectnet", "detectnet_v2", net, params_prefix="detectnet_v2.",
                             experiment_prefix=params.tracking.experiment_prefix):
         for name, path in (("phase1", PHASE1), ("retrained", RETRAINED)):
@@ -257,6 +260,7 @@ def evaluate(params: Params, *, root: Path = Path("."), echo=print) -> dict[str,
                         ground_truth.append(torch.cat([boxes, labels[:, None].float()], 1).numpy())
             result = evaluate_detections(predictions, ground_truth, list(net.classes),
                                          iou_thresholds=net.iou_threshold, score_threshold=net.score_threshold)
+            results[name] = result
             summary = result.to_json()
             summary["params"] = sum(p.numel() for p in model.parameters())
             metrics[name] = summary
@@ -268,6 +272,7 @@ def evaluate(params: Params, *, root: Path = Path("."), echo=print) -> dict[str,
                                 if isinstance(v, int | float) and v is not None})
         _write_json(root / METRICS, metrics)
         mlflow.log_artifact(str(root / METRICS))
+        mlflow.log_artifact(str(plot_pr_curves(results, root / PR_FIGURE)))
         echo(f"[evaluate_detectnet] mAP phase1 {metrics['phase1']['mAP_integrated'] or 0:.3f}, retrained "
              f"{metrics['retrained']['mAP_integrated'] or 0:.3f}; parameters {metrics['phase1']['params']:,} -> "
              f"{metrics['retrained']['params']:,}")

@@ -12,13 +12,14 @@ from visionops import atomic
 
 
 class SetEpoch(L.Callback):
-    """Tell the training dataset the epoch, so its augmentation changes per epoch yet stays reproducible."""
+    """Tell the training dataset and batch sampler the epoch, so augmentation and sequence draws change per
+    epoch yet stay reproducible (Lightning itself only reaches ``loader.sampler``, not a batch sampler)."""
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         loader = trainer.train_dataloader
-        dataset = getattr(loader, "dataset", None)
-        if hasattr(dataset, "set_epoch"):
-            dataset.set_epoch(trainer.current_epoch)
+        for target in (getattr(loader, "dataset", None), getattr(loader, "batch_sampler", None)):
+            if hasattr(target, "set_epoch"):
+                target.set_epoch(trainer.current_epoch)
 
 
 class MlflowSamples(L.Callback):

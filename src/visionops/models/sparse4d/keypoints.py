@@ -20,17 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from visionops.models.sparse4d.box_state import CENTER, COS_YAW, LOG_SIZE, SIN_YAW
-
-FIX_SCALE_045: tuple[tuple[float, float, float], ...] = (
-    (0.0, 0.0, 0.0),
-    (0.45, 0.0, 0.0),
-    (-0.45, 0.0, 0.0),
-    (0.0, 0.45, 0.0),
-    (0.0, -0.45, 0.0),
-    (0.0, 0.0, 0.45),
-    (0.0, 0.0, -0.45),
-)
-"""The card's ``fix_scale``: centre and +-0.45 along each box axis (fractions of the box size)."""
+from visionops.models.sparse4d.presets import FIX_SCALE_045
 
 
 def rotate_yaw(points: Tensor, sin_yaw: Tensor, cos_yaw: Tensor) -> Tensor:

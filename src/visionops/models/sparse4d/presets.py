@@ -14,7 +14,16 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from visionops.models.sparse4d.keypoints import FIX_SCALE_045
+FIX_SCALE_045: tuple[tuple[float, float, float], ...] = (
+    (0.0, 0.0, 0.0),
+    (0.45, 0.0, 0.0),
+    (-0.45, 0.0, 0.0),
+    (0.0, 0.45, 0.0),
+    (0.0, -0.45, 0.0),
+    (0.0, 0.0, 0.45),
+    (0.0, 0.0, -0.45),
+)
+"""The card's ``fix_scale``: centre and +-0.45 along each box axis (fractions of the box size)."""
 
 CARD_CLASSES = ("Person", "Forklift", "NovaCarter", "Transporter", "FourierGR1T2", "AgilityDigit")
 """The six classes the card's model was trained and evaluated on (the v2.2 changelog adds pallet_truck)."""
