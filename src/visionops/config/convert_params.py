@@ -42,7 +42,8 @@ class KittiParams(Section):
     )
     min_width: float = Field(4.0, ge=0, description="visible boxes narrower than this (px, stored size) are dropped")
     min_height: float = Field(8.0, ge=0, description="visible boxes lower than this (px, stored size) are dropped")
-    frame_step: int = Field(1, ge=1, description="write every n-th converted frame")
+    frame_step: int = Field(6, ge=1, description="write every n-th converted frame (consecutive frames at "
+                            "30 fps are near duplicates for a 2D detector)")
 
     @field_validator("class_names")
     @classmethod

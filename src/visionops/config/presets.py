@@ -60,11 +60,34 @@ PRESETS: dict[str, Preset] = {
         {
             "detectnet_v2.input_size": [960, 544],
             "detectnet_v2.classes": _WAREHOUSE_CLASSES,
+            "detectnet_v2.coverage_foreground_weight": 0.05,
             "detectnet_v2.train.epochs": 120,
+            "detectnet_v2.train.max_lr": 5.0e-4,
+            "detectnet_v2.retrain.max_lr": 5.0e-4,
             "detectnet_v2.train.validate_every": 10,
             "detectnet_v2.retrain.epochs": 120,
             "detectnet_v2.retrain.validate_every": 10,
             "convert.kitti.frame_step": 1,
+        },
+    ),
+    # Sparse4D as the TAO card (specs/sparse4d_architecture.md 2.5): ResNet-101 at 960x540, 900 anchors,
+    # 6 decoder layers; TAO's optimiser (AdamW 1e-4, backbone x0.25, 500 warm-up steps, bf16 on GPU) and
+    # 5 "epochs" of one pass over every frame of every BEV group.
+    "full_r101": Preset(
+        "Sparse4D as the TAO card: ResNet-101, 960x540, 900 anchors / 600 temporal, 6 decoder layers, "
+        "TAO's optimiser and 5 passes over the data (GPU; pretrained weights in sparse4d.pretrained)",
+        {
+            "sparse4d.preset": "full_r101",
+            "sparse4d.num_anchor": 900,
+            "sparse4d.input_size": None,
+            "sparse4d.train.lr": 1.0e-4,
+            "sparse4d.train.backbone_lr_mult": 0.25,
+            "sparse4d.train.warmup_steps": 500,
+            "sparse4d.train.batch_size": 2,
+            "sparse4d.train.epochs": 5,
+            "sparse4d.train.steps_per_epoch": None,
+            "sparse4d.train.precision": "auto",
+            "convert.bev_groups.max_cameras": 12,
         },
     ),
 }

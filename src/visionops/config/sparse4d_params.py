@@ -32,7 +32,7 @@ def _range(value: tuple[float, float], name: str, lo: float = 0.0) -> tuple[floa
 class Sparse4DTrainParams(Section):
     """Optimisation and the temporal sampler (one frame per stream and step; the bank carries state)."""
 
-    epochs: int = Field(6, ge=1)
+    epochs: int = Field(5, ge=1)
     batch_size: int = Field(2, ge=1, description="streams per step (per device); each plays its own sequence")
     lr: float = Field(2e-4, gt=0, description="AdamW peak lr of the head (official 6e-4 @ batch 48, TAO 1e-4)")
     backbone_lr_mult: float = Field(0.25, ge=0, description="backbone lr = lr * this (TAO 0.25, official 0.5)")
@@ -45,7 +45,7 @@ class Sparse4DTrainParams(Section):
                                  "(the sampler's max_sequence_length; the bank resets between)")
     skip_probability: float = Field(0.5, ge=0, lt=1, description="per frame, skip one more (dt of 1-2 frames)")
     frame_step: int = Field(1, ge=1, description="use every n-th converted frame")
-    steps_per_epoch: int | None = Field(None, ge=1, description="null = the sampler's default (about one pass)")
+    steps_per_epoch: int | None = Field(80, ge=1, description="null = the sampler's default (about one pass)")
     seed: int = 0
     workers: int = Field(2, ge=0, description="DataLoader processes")
     validate_every: int = Field(1, ge=1, description="epochs between validations")
