@@ -12,6 +12,7 @@ import math
 import torch
 from torch.utils.data import Dataset
 
+from visionops.data.synthetic.cameras import ring_projections
 from visionops.models.sparse4d.box_state import encode_gt
 from visionops.models.sparse4d.presets import DEFAULT
 
@@ -38,19 +39,7 @@ OBJECTS = [
 
 def cameras(num_cams: int = 2) -> torch.Tensor:
     """(Ncam, 4, 4) world->pixel of cameras on a 9 m circle, 4 m high, looking at the origin."""
-    mats = []
-    for i in range(num_cams):
-        a = 2 * math.pi * i / num_cams + 0.3
-        cam = torch.tensor([9 * math.cos(a), 9 * math.sin(a), 4.0])
-        fwd = -cam / cam.norm()
-        right = torch.linalg.cross(fwd, torch.tensor([0.0, 0.0, 1.0]))
-        right = right / right.norm()
-        rot = torch.stack([right, torch.linalg.cross(fwd, right), fwd])
-        ext, intr = torch.eye(4), torch.eye(4)
-        ext[:3, :3], ext[:3, 3] = rot, -rot @ cam
-        intr[:3, :3] = torch.tensor([[FOCAL, 0, W / 2], [0, FOCAL, H / 2], [0, 0, 1]])
-        mats.append(intr @ ext)
-    return torch.stack(mats)
+    return torch.from_numpy(ring_projections(num_cams, W, H, FOCAL, 9.0, 4.0, phase=0.3)).float()
 
 
 def _corners(box: torch.Tensor) -> torch.Tensor:

@@ -10,6 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from visionops.data.synthetic.cameras import ring_projections
 from visionops.models.sparse4d.deformable_aggregation import (
     DeformableFeatureAggregation,
     aggregate,
@@ -21,20 +22,8 @@ from visionops.models.sparse4d.deformable_aggregation import (
 
 def ring_cameras(num_cams: int, width: int, height: int, radius: float = 8.0, focal: float = 60.0):
     """(1, Ncam, 4, 4) world->pixel matrices of cameras on a ring at 3 m, looking at the origin; (1, Ncam, 2) wh."""
-    mats = []
-    for i in range(num_cams):
-        a = 2 * math.pi * i / num_cams
-        cam = torch.tensor([radius * math.cos(a), radius * math.sin(a), 3.0])
-        fwd = -cam / cam.norm()
-        right = torch.linalg.cross(fwd, torch.tensor([0.0, 0.0, 1.0]))
-        right = right / right.norm()
-        rot = torch.stack([right, torch.linalg.cross(fwd, right), fwd])
-        ext = torch.eye(4)
-        ext[:3, :3], ext[:3, 3] = rot, -rot @ cam
-        intr = torch.eye(4)
-        intr[:3, :3] = torch.tensor([[focal, 0, width / 2], [0, focal, height / 2], [0, 0, 1]])
-        mats.append(intr @ ext)
-    return torch.stack(mats)[None], torch.tensor([[float(width), float(height)]]).expand(1, num_cams, 2)
+    mats = torch.from_numpy(ring_projections(num_cams, width, height, focal, radius, 3.0)).float()
+    return mats[None], torch.tensor([[float(width), float(height)]]).expand(1, num_cams, 2)
 
 
 def naive_aggregate(feature_maps, uv, weights):

@@ -8,6 +8,7 @@ import math
 import pytest
 import torch
 
+from visionops.data.synthetic.cameras import ring_projections
 from visionops.models.sparse4d.attention import ResidualMHA
 from visionops.models.sparse4d.decoder import DenoisingQueries, layer_outputs
 from visionops.models.sparse4d.model import Sparse4D
@@ -20,19 +21,7 @@ W, H = CFG.input_size
 
 
 def _cameras(num_cams: int = 2):
-    mats = []
-    for i in range(num_cams):
-        a = 2 * math.pi * i / num_cams
-        cam = torch.tensor([12 * math.cos(a), 12 * math.sin(a), 3.0])
-        fwd = -cam / cam.norm()
-        right = torch.linalg.cross(fwd, torch.tensor([0.0, 0.0, 1.0]))
-        right = right / right.norm()
-        rot = torch.stack([right, torch.linalg.cross(fwd, right), fwd])
-        ext, intr = torch.eye(4), torch.eye(4)
-        ext[:3, :3], ext[:3, 3] = rot, -rot @ cam
-        intr[:3, :3] = torch.tensor([[60.0, 0, W / 2], [0, 60.0, H / 2], [0, 0, 1]])
-        mats.append(intr @ ext)
-    return torch.stack(mats)[None]
+    return torch.from_numpy(ring_projections(num_cams, W, H, 60.0, 12.0, 3.0)).float()[None]
 
 
 @pytest.fixture(scope="module")

@@ -108,6 +108,27 @@ def look_at(position: np.ndarray, target: np.ndarray, roll_rad: float = 0.0) -> 
     return R, -R @ position
 
 
+def ring_projections(count: int, width: int, height: int, focal: float, radius: float, mount_height: float,
+                     phase: float = 0.0) -> np.ndarray:
+    """(count, 4, 4) world->pixel matrices of pinhole cameras on a horizontal ring, all looking at the origin.
+
+    Camera ``i`` stands at angle ``phase + 2 pi i / count`` on a circle of ``radius`` metres, ``mount_height``
+    metres up; K has ``focal`` pixels and the principal point at (width / 2, height / 2). A fixed rig for
+    model tests and benchmarks: ``pad4(K) @ [R | t]`` maps homogeneous world points to (u d, v d, d, 1).
+    """
+    mats = np.zeros((count, 4, 4))
+    for i in range(count):
+        angle = phase + 2 * math.pi * i / count
+        rotation, translation = look_at([radius * math.cos(angle), radius * math.sin(angle), mount_height],
+                                        [0.0, 0.0, 0.0])
+        k = np.eye(4)
+        k[:3, :3] = [[focal, 0.0, width / 2], [0.0, focal, height / 2], [0.0, 0.0, 1.0]]
+        extrinsic = np.eye(4)
+        extrinsic[:3, :3], extrinsic[:3, 3] = rotation, translation
+        mats[i] = k @ extrinsic
+    return mats
+
+
 def pixel_rays(camera: CameraSpec, dtype=np.float32) -> np.ndarray:
     """(H, W, 3) world ray directions through every pixel centre, scaled so the camera-z component is 1.
 
