@@ -158,6 +158,12 @@ def test_repro_builds_every_out_and_tracks_it(pipeline_repo):
     assert {"HOTA", "DetA", "AssA", "LocA"} <= set(hota["overall"])
     assert (repo / "plots" / "sparse4d" / "hota_per_class.csv").read_text().startswith("class,HOTA,DetA")
     assert (repo / "reports" / "sparse4d" / "hota_per_class.png").is_file()
+    rescored = subprocess.run(
+        [sys.executable, "-m", "visionops.cli", "evaluate", "hota", "--gt", "predictions/sparse4d/val_gt.txt",
+         "--pred", "predictions/sparse4d/val.txt", "--json", "rescored.json"],
+        cwd=repo, env=_env(repo), capture_output=True, text=True)
+    assert rescored.returncode == 0, rescored.stderr
+    assert json.loads((repo / "rescored.json").read_text())["overall"] == hota["overall"]
 
     # Nothing changed: the second repro runs nothing.
     second = _dvc(repo, "repro")

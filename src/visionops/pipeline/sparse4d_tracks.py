@@ -6,7 +6,8 @@ as one stream with the instance bank carried (:mod:`visionops.inference`), and w
 
 ``evaluate``: that file against the ground truth of the same raw scenes, with the AI City 2025 protocol
 (3D IoU of rotated boxes, trackeval's HOTA), -> ``metrics/sparse4d.json`` (a DVC metric), a per-class CSV
-for ``dvc plots`` and a PNG, all in the MLflow run too.
+for ``dvc plots`` and a PNG, all in the MLflow run too; the GT track file it scored against is written
+beside the tracks (``val_gt.txt``) for ``visionops evaluate hota --gt ... --pred ...``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ MODEL = Path("models/sparse4d/model.ckpt")
 RAW = Path("data/raw")
 SPLIT = "val"  # the split with ground truth that training does not see
 TRACKS = Path("predictions/sparse4d/val.txt")
+GT_TRACKS = Path("predictions/sparse4d/val_gt.txt")
 METRICS = Path("metrics/sparse4d.json")
 PER_CLASS_CSV = Path("plots/sparse4d/hota_per_class.csv")
 PER_CLASS_FIGURE = Path("reports/sparse4d/hota_per_class.png")
@@ -91,7 +93,7 @@ def evaluate(params: Params, *, root: Path = Path("."), echo=print) -> dict[str,
     import numpy as np  # noqa: PLC0415
 
     from visionops import atomic, tracking  # noqa: PLC0415
-    from visionops.evaluation.aicity_format import gt_rows_from_scene, load_tracks  # noqa: PLC0415
+    from visionops.evaluation.aicity_format import gt_rows_from_scene, load_tracks, write_tracks  # noqa: PLC0415
     from visionops.evaluation.hota import evaluate_hota  # noqa: PLC0415
     from visionops.evaluation.report import log_to_mlflow, plot_per_class, write_json  # noqa: PLC0415
 
@@ -99,6 +101,7 @@ def evaluate(params: Params, *, root: Path = Path("."), echo=print) -> dict[str,
     with tracking.stage_run("evaluate_sparse4d", "sparse4d", cfg.infer, params_prefix="sparse4d.infer.",
                             experiment_prefix=params.tracking.experiment_prefix):
         gt = np.concatenate([gt_rows_from_scene(scene) for scene in val_scenes(root)])
+        write_tracks(root / GT_TRACKS, gt)  # so `visionops evaluate hota --gt` can re-score any track file
         predictions, _ = load_tracks(root / TRACKS)
         result = evaluate_hota(gt, predictions, protocol="aicity2025")
         write_json(result, root / METRICS, extra={"split": SPLIT, "protocol": "aicity2025"})

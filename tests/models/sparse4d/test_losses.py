@@ -115,10 +115,26 @@ def test_depth_loss_ignores_invalid_pixels_and_normalises():
     pred2[..., 0, 1] = -50.0
     pred2[..., 1, :] = 1000.0
     assert lf.dense_depth_loss([pred2], [gt], weight=1.0).item() == pytest.approx(1.0)
-    # two levels: each level / (#valid * #levels); prediction clipped to 60 m; x0.2 by default
-    level2 = (torch.tensor([[[[100.0]]]]), torch.tensor([[50.0]]))
+    # two levels: each level / (#valid * #levels); the *target* is clipped to 60 m; x0.2 by default
+    level2 = (torch.tensor([[[[100.0]]]]), torch.tensor([[75.0]]))
     two = lf.dense_depth_loss([pred, level2[0]], [gt, level2[1]])
-    assert two.item() == pytest.approx(0.2 * (1.0 / 2 + 10.0 / 2))
+    assert two.item() == pytest.approx(0.2 * (1.0 / 2 + 40.0 / 2))
+
+
+def test_depth_prediction_past_max_depth_is_pulled_back_and_huge_logits_stay_finite():
+    far = torch.tensor([[[[100.0]]]], requires_grad=True)
+    lf.dense_depth_loss([far], [torch.tensor([[30.0]])], weight=1.0).backward()
+    assert far.grad.item() == pytest.approx(1.0)  # a clipped prediction would get 0 and stay at 100 m
+    from visionops.models.sparse4d.depth_head import DenseDepthNet
+
+    head = DenseDepthNet(embed_dims=4, num_depth_layers=1)
+    with torch.no_grad():
+        head.depth_layers[0].bias.fill_(500.0)  # exp(500) overflows float32
+    feature = torch.ones(1, 1, 4, 2, 2, requires_grad=True)
+    depth = head([feature])[0]
+    assert torch.isfinite(depth).all()
+    lf.dense_depth_loss([depth], [torch.full((1, 2, 2), 10.0)]).backward()
+    assert torch.isfinite(feature.grad).all()
 
 
 def test_depth_loss_no_valid_pixel_is_zero_but_nan_prediction_propagates():

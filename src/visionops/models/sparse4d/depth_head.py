@@ -11,9 +11,12 @@ to [0, max_depth]) lives with the other losses; this module only predicts. Not e
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from torch import Tensor, nn
+
+_MAX_LOG_DEPTH = math.log(1e4)
 
 
 class DenseDepthNet(nn.Module):
@@ -45,8 +48,10 @@ class DenseDepthNet(nn.Module):
         depths = []
         for conv, fm in zip(self.depth_layers, feature_maps[: self.num_depth_layers], strict=True):
             b, k = fm.shape[:2]
-            # fp32: exp() of a bf16/fp16 logit is too coarse for a metric regression target.
-            depth = conv(fm.flatten(0, 1).float()).exp()  # (B * Ncam, 1, H_l, W_l)
+            # fp32: exp() of a bf16/fp16 logit is too coarse for a metric regression target. The cap keeps
+            # exp finite (an overflow to inf turned into NaN gradients through the loss): 1e4 m is far past any
+            # target, so in range the prediction is the official exp() unchanged.
+            depth = conv(fm.flatten(0, 1).float()).clamp(max=_MAX_LOG_DEPTH).exp()  # (B * Ncam, 1, H_l, W_l)
             if focal is not None:
                 depth = depth * (focal.float().reshape(b * k) / self.equal_focal)[:, None, None, None]
             depths.append(depth)

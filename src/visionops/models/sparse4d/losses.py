@@ -116,8 +116,11 @@ def dense_depth_loss(preds: Sequence[Tensor], gts: Sequence[Tensor], max_depth: 
             ``min_valid`` (TAO marks < 0.5 m invalid) or non-finite are ignored.
 
     Returns:
-        scalar ``weight * sum_l sum_valid |clip(pred, 0, max_depth) - gt| / max(1, #valid_l * #levels)``.
+        scalar ``weight * sum_l sum_valid |max(pred, 0) - min(gt, max_depth)| / max(1, #valid_l * #levels)``.
         Non-finite *predictions* are kept (official code drops them): a NaN must reach the criterion's check.
+        Departure from the official ``|clip(pred, 0, max_depth) - gt|``: there a prediction past ``max_depth``
+        has zero gradient and stays there for good (seen in our overfit runs: the term froze at a constant);
+        clipping the target instead gives the same value in range and always pulls the prediction back.
     """
     if len(preds) != len(gts):
         raise ValueError(f"dense_depth_loss: {len(preds)} prediction levels but {len(gts)} GT levels")
@@ -128,7 +131,7 @@ def dense_depth_loss(preds: Sequence[Tensor], gts: Sequence[Tensor], max_depth: 
         p = pred.float().reshape(-1)
         g = gt.to(p.device, torch.float32).reshape(-1)
         valid = torch.isfinite(g) & (g >= min_valid)
-        error = (p.clamp(0.0, max_depth) - torch.where(valid, g, torch.zeros_like(g))).abs()
+        error = (p.clamp(min=0.0) - torch.where(valid, g.clamp(max=max_depth), torch.zeros_like(g))).abs()
         count = (valid.sum() * len(preds)).clamp_min(1).float()
         # where(), not boolean indexing: no host sync, and a NaN prediction on a valid pixel stays NaN
         total = total + torch.where(valid, error, torch.zeros_like(error)).sum() / count
