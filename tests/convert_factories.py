@@ -18,8 +18,12 @@ RAW_PARAMS = dict(width=192, height=108, cameras=3, frames=10, workers=1, scenes
 
 
 def convert_params(**overrides) -> ConvertParams:
-    """ConvertParams with one worker (tests stay in-process) and ``overrides``."""
-    return ConvertParams(**{"workers": 1, **overrides})
+    """ConvertParams with one worker (tests stay in-process), every frame to KITTI (the tests count one image per
+    camera frame; the pipeline default thins them) and ``overrides``."""
+    kitti = overrides.pop("kitti", {})
+    if isinstance(kitti, dict):
+        kitti = {"frame_step": 1, **kitti}
+    return ConvertParams(**{"workers": 1, "kitti": kitti, **overrides})
 
 
 def run_conversion(raw: Path, root: Path, params: ConvertParams | None = None, num_anchor: int = 16):

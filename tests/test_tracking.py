@@ -67,7 +67,7 @@ def test_stage_run_logs_params_tags_and_metrics(tmp_path, monkeypatch):
         pass
     got = mlflow.MlflowClient().get_run(run.info.run_id)
     assert got.info.status == "FINISHED"
-    assert got.data.params["data.synthetic.frames"] == "150"
+    assert got.data.params["data.synthetic.frames"] == str(params.data.synthetic.frames)
     assert got.data.params["data.source"] == "synthetic"
     assert got.data.tags["git.dirty"] == "true"
     assert got.data.tags["params.digest"] == tracking.digest(params.data)

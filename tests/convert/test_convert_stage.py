@@ -202,7 +202,8 @@ def test_stage_run_logs_counts_sizes_and_previews(rendered_raw, tmp_path):
     from visionops.pipeline import convert
 
     params = Params.model_validate({"data": {"raw_dir": str(rendered_raw)},
-                                    "convert": {"workers": 1}, "sparse4d": {"num_anchor": 8}})
+                                    "convert": {"workers": 1, "kitti": {"frame_step": 1}},
+                                    "sparse4d": {"num_anchor": 8}})
     report = convert.run(params, root=tmp_path, echo=lambda m: None, show_progress=False)
     assert (tmp_path / "data" / "anchors" / "kmeans8.npy").is_file()
     runs = mlflow.search_runs(experiment_names=["data"], output_format="list")

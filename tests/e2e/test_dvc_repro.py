@@ -25,6 +25,7 @@ MICRO = {
     "data.synthetic.height": 96,
     "data.synthetic.objects_per_scene": [2, 3],
     "sparse4d.num_anchor": 8,
+    "convert.kitti.frame_step": 1,
     "detectnet_v2.input_size": [160, 96],
     "detectnet_v2.workers": 0,
     "detectnet_v2.train": {"epochs": 1, "batch_size": 4, "validate_every": 1},

@@ -31,14 +31,21 @@ def trained(tmp_path_factory):
     train = _loader([batch([t, t + 3], ["a", "b"]) for t in range(2)])
     val = _loader([batch([t, t], ["v", "w"]) for t in range(2)])
     uri = f"sqlite:///{folder / 'mlflow.db'}"
-    # module scope runs before conftest's per-test store: this fixture's own store and artifact folder
+    # module scope runs before conftest's per-test store: this fixture's own store and artifact folder. The
+    # URI is set explicitly too: an earlier test may have set mlflow's URI in-process, which beats the variable.
+    previous = mlflow.get_tracking_uri()
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLFLOW_TRACKING_URI", uri)
-        experiment = mlflow.create_experiment("sparse4d-test", artifact_location=(folder / "artifacts").as_uri())
-        with mlflow.start_run(experiment_id=experiment) as run:
-            logger = MLFlowLogger(tracking_uri=uri, run_id=run.info.run_id)
-            metrics = fit_sparse4d(module, train, val, out, epochs=2, grad_clip=25.0, logger=logger,
-                                   log_every_n_steps=1, accelerator="cpu")
+        mlflow.set_tracking_uri(uri)
+        try:
+            experiment = mlflow.create_experiment("sparse4d-test",
+                                                  artifact_location=(folder / "artifacts").as_uri())
+            with mlflow.start_run(experiment_id=experiment) as run:
+                logger = MLFlowLogger(tracking_uri=uri, run_id=run.info.run_id)
+                metrics = fit_sparse4d(module, train, val, out, epochs=2, grad_clip=25.0, logger=logger,
+                                       log_every_n_steps=1, accelerator="cpu")
+        finally:
+            mlflow.set_tracking_uri(previous)
     return module, out, metrics, run.info.run_id, uri
 
 
