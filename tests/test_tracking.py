@@ -105,3 +105,17 @@ def test_dvc_lock_written_by_repro_does_not_make_the_tree_dirty(tmp_path):
     assert tracking.git_state(repo)["git.dirty"] == "false"
     (repo / "f.txt").write_text("changed")
     assert tracking.git_state(repo)["git.dirty"] == "true"
+
+
+def test_metrics_and_plots_rewritten_by_stages_do_not_make_the_tree_dirty(tmp_path):
+    repo = _git_repo(tmp_path / "repo")
+    for rel in ("metrics/m.json", "plots/p/pr.csv", "src/metrics/code.py"):
+        (repo / rel).parent.mkdir(parents=True, exist_ok=True)
+        (repo / rel).write_text("0\n")
+    subprocess.run(["git", "add", "-A"], cwd=repo, check=True)
+    subprocess.run(["git", "commit", "-qm", "results"], cwd=repo, check=True)
+    (repo / "metrics/m.json").write_text("1\n")  # a `cache: false` metric rewritten by its stage
+    (repo / "plots/p/pr.csv").write_text("1\n")
+    assert tracking.git_state(repo)["git.dirty"] == "false"
+    (repo / "src/metrics/code.py").write_text("1\n")  # code in a folder merely named metrics still counts
+    assert tracking.git_state(repo)["git.dirty"] == "true"

@@ -119,6 +119,7 @@ def ensure_experiment(name: str, root: Path | None = None, *, family: str | None
 
 
 IGNORED_FOR_DIRTY = frozenset({"dvc.lock"})
+IGNORED_DIRS_FOR_DIRTY = ("metrics/", "plots/")
 
 
 def git_state(root: Path | None = None) -> dict[str, str]:
@@ -128,9 +129,13 @@ def git_state(root: Path | None = None) -> dict[str, str]:
     if commit is None:
         return {"git.commit": "none"}
     status = _git(["status", "--porcelain", "--untracked-files=no"], root) or ""
-    # dvc.lock is rewritten by `dvc repro` after every stage, so from the second stage on it always differs
-    # from HEAD; that is DVC's bookkeeping, not a code change, and would flag every pipeline run as dirty.
-    dirty = [line for line in status.splitlines() if line.split(maxsplit=1)[-1] not in IGNORED_FOR_DIRTY]
+    # dvc.lock is rewritten by `dvc repro` after every stage, and the git-tracked metrics and plots
+    # (`cache: false` outs) by the stages that own them, so from the second stage on they differ from HEAD;
+    # that is DVC's bookkeeping and the pipeline's results, not a code change, and would flag every
+    # pipeline run as dirty.
+    changed = [line.split(maxsplit=1)[-1] for line in status.splitlines()]
+    dirty = [path for path in changed
+             if path not in IGNORED_FOR_DIRTY and not path.startswith(IGNORED_DIRS_FOR_DIRTY)]
     return {
         "git.commit": commit,
         "git.branch": _git(["rev-parse", "--abbrev-ref", "HEAD"], root) or "",
