@@ -105,3 +105,24 @@ def test_precision_is_bf16_only_on_cuda():
     expected = "bf16-mixed" if torch.cuda.is_available() else "32-true"
     assert resolve_precision("auto") == expected
     assert resolve_precision("bf16-mixed", accelerator="cpu") == "32-true"
+
+
+def test_resume_continues_steps_optimizer_and_schedule_from_a_checkpoint(tmp_path):
+    torch.manual_seed(0)
+    train = _loader([batch([t, t + 3], ["a", "b"]) for t in range(2)])
+    out = tmp_path / "model.ckpt"
+    first = Sparse4DModule(TINY, lr=1e-3, warmup_steps=1, total_steps=4)
+    fit_sparse4d(first, train, None, out, epochs=1, accelerator="cpu")  # "interrupted" after epoch 1
+    saved = torch.load(out, map_location="cpu", weights_only=True)
+    assert saved["global_step"] == 2 and saved["optimizer_states"]
+
+    second = Sparse4DModule(TINY, lr=1e-3, warmup_steps=1, total_steps=4)
+    ran = []
+    step = second.training_step
+    second.training_step = lambda batch, batch_idx: ran.append(batch_idx) or step(batch, batch_idx)
+    fit_sparse4d(second, train, None, out, epochs=2, accelerator="cpu", resume_from=out)
+    assert len(ran) == 2  # a fresh start would run 4
+    resumed = torch.load(out, map_location="cpu", weights_only=True)
+    assert second.global_step == 4 and resumed["epoch"] == saved["epoch"] + 1
+    # the schedule went on from step 2 instead of restarting its warm-up
+    assert resumed["lr_schedulers"][0]["last_epoch"] == 4

@@ -49,6 +49,8 @@ class Sparse4DTrainParams(Section):
     seed: int = 0
     workers: int = Field(2, ge=0, description="DataLoader processes")
     validate_every: int = Field(1, ge=1, description="epochs between validations")
+    resume: bool = Field(False, description="continue from models/sparse4d/model.ckpt when an interrupted run "
+                         "left one (its last completed epoch); false = start over")
 
 
 class Sparse4DAugmentParams(Section):

@@ -93,8 +93,11 @@ def fit(params: Params, *, root: Path = Path("."), echo=print) -> dict[str, Any]
                                           "input_size": list(cfg.architecture().input_size)})
         logger = L.pytorch.loggers.MLFlowLogger(tracking_uri=mlflow.get_tracking_uri(), run_id=run.info.run_id)
         out = root / MODEL
+        resume_from = out if cfg.train.resume and out.is_file() else None
+        if resume_from is not None:
+            echo(f"[train_sparse4d] resuming from {out}")
         metrics = fit_sparse4d(module, train_loader, val_loader, out, train=cfg.train, logger=logger,
-                               callbacks=[SetEpoch()], enable_progress_bar=True)
+                               callbacks=[SetEpoch()], enable_progress_bar=True, resume_from=resume_from)
         mlflow.log_artifact(str(out), artifact_path="checkpoints")
         params_count = sum(p.numel() for p in module.model.parameters())
         mlflow.log_metric("params", params_count)

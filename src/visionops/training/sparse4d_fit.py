@@ -164,8 +164,12 @@ def build_trainer(out_ckpt: str | os.PathLike, *, epochs: int, steps_per_epoch: 
 
 def fit_sparse4d(module: Sparse4DModule, train_loader: Any, val_loader: Any, out_ckpt: str | os.PathLike, *,
                  train: Sparse4DTrainParams | None = None, trainer: L.Trainer | None = None,
-                 **trainer_kwargs: Any) -> dict[str, float]:
+                 resume_from: str | os.PathLike | None = None, **trainer_kwargs: Any) -> dict[str, float]:
     """Train, validate, write ``out_ckpt`` atomically; returns the last validation metrics.
+
+    ``resume_from``: a checkpoint of an earlier run of the same configuration (e.g. the last good one an
+    interrupted run left in ``out_ckpt``): weights, optimizer, schedule, epoch and step continue from it. It is
+    read with ``weights_only=True``.
 
     Trainer settings come from ``train`` (epochs, steps_per_epoch, grad_clip, precision, validate_every) and
     ``trainer_kwargs`` (see :func:`build_trainer`), or pass a ready ``trainer``.
@@ -182,7 +186,7 @@ def fit_sparse4d(module: Sparse4DModule, train_loader: Any, val_loader: Any, out
         trainer = build_trainer(out_ckpt, **trainer_kwargs)
     guard = next((c for c in trainer.callbacks if isinstance(c, LastGoodCheckpoint)), None)
     try:
-        trainer.fit(module, train_loader, val_loader)
+        trainer.fit(module, train_loader, val_loader, ckpt_path=resume_from, weights_only=True)
     except NonFiniteLossError as err:
         saved = None if guard is None else guard.saved_step
         kept = f"the last good checkpoint {out_ckpt} (step {saved}) is kept" if saved is not None \
