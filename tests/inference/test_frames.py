@@ -6,24 +6,13 @@ import json
 
 import numpy as np
 import pytest
-from convert_factories import convert_params, run_conversion
-from factories import make_scene
 
 from visionops.data.raw import RawScene
+from visionops.data.sparse4d_dataset import IMAGENET_MEAN, IMAGENET_STD
 from visionops.data.video import VideoWriter
-from visionops.inference.frames import IMAGENET_MEAN, IMAGENET_STD, frames_from_ovpkl, frames_from_raw_scene
+from visionops.inference.frames import frames_from_ovpkl, frames_from_raw_scene
 
 SIZE = (96, 64)  # network input (W, H); the scene's videos are 64x48, so this is an anisotropic upscale
-
-
-@pytest.fixture(scope="module")
-def converted_scene(tmp_path_factory):
-    """(raw scene dir, conversion root, OVPKL path) of a 2-camera, 4-frame scene converted as one group."""
-    root = tmp_path_factory.mktemp("infer_frames")
-    scene = make_scene(root / "raw" / "train" / "Warehouse_000")
-    dirs, _, _ = run_conversion(root / "raw", root / "out", convert_params(bev_groups={"mode": "all"}), num_anchor=4)
-    (pkl,) = sorted((dirs.ovpkl / "train").glob("*.pkl"))
-    return scene, dirs.root, pkl
 
 
 def test_raw_and_ovpkl_sources_give_the_same_inputs(converted_scene):
@@ -53,7 +42,8 @@ def test_projection_maps_bev_points_onto_the_resized_image(converted_scene):
     world = np.array([[0.3, -0.2, 0.9], [1.0, 1.0, 0.0]])
     for k, cam in enumerate(frame.cameras):
         uv, depth = calibration.camera(cam).project(world)
-        expected = (uv + 0.5) * np.array([SIZE[0] / 64, SIZE[1] / 48]) - 0.5  # pixel-centre-aligned resize
+        # training's un-augmented preparation: x1.5 covers 96x64 (64x48 -> 96x72), the top 8 rows are cropped
+        expected = (uv + 0.5) * 1.5 - 0.5 - np.array([0.0, 8.0])
         bev = np.concatenate([world - frame.bev_origin, np.ones((2, 1))], axis=1)
         hom = bev @ frame.projection_mat[k].T
         np.testing.assert_allclose(hom[:, 2], depth, rtol=1e-9)

@@ -7,8 +7,6 @@ import shutil
 import pytest
 import torch
 from click.testing import CliRunner
-from convert_factories import convert_params, run_conversion
-from factories import make_scene
 
 from visionops.evaluation.aicity_format import load_tracks
 from visionops.inference.commands import infer
@@ -17,16 +15,6 @@ from visionops.models.sparse4d.presets import CARD_CLASSES, DEFAULT
 
 CFG = DEFAULT.replace(num_anchor=32, num_temp_instances=16, input_size=(96, 64), embed_dims=64, fpn_out_channels=64,
                       anchor_embed_dims=(32, 8, 8, 16), num_decoder=2, ffn_channels=128, num_levels=3)
-
-
-@pytest.fixture(scope="module")
-def scene_root(tmp_path_factory):
-    """(raw scene Warehouse_000 with 2 cameras x 4 frames, conversion root, its OVPKL file)."""
-    root = tmp_path_factory.mktemp("infer_cmd")
-    scene = make_scene(root / "raw" / "train" / "Warehouse_000")
-    dirs, _, _ = run_conversion(root / "raw", root / "out", convert_params(bev_groups={"mode": "all"}), num_anchor=4)
-    (pkl,) = sorted((dirs.ovpkl / "train").glob("*.pkl"))
-    return scene, dirs.root, pkl
 
 
 @pytest.fixture
@@ -56,8 +44,8 @@ def run(*args):
     return CliRunner().invoke(infer, ["sparse4d", *map(str, args)], catch_exceptions=False)
 
 
-def test_raw_scene_to_track_file(scene_root, checkpoint, tmp_path):
-    scene, _, _ = scene_root
+def test_raw_scene_to_track_file(converted_scene, checkpoint, tmp_path):
+    scene, _, _ = converted_scene
     ckpt, loaded = checkpoint
     out = tmp_path / "pred" / "Warehouse_000.txt"
     result = run("--checkpoint", ckpt, "--scene", scene, "--out", out, "--device", "cpu", "--no-progress")
@@ -71,8 +59,8 @@ def test_raw_scene_to_track_file(scene_root, checkpoint, tmp_path):
     assert "4 frames" in result.output and f"{len(rows)} track rows" in result.output and "ms/frame" in result.output
 
 
-def test_options_frame_step_scene_id_and_ovpkl_input(scene_root, checkpoint, tmp_path):
-    scene, root, pkl = scene_root
+def test_options_frame_step_scene_id_and_ovpkl_input(converted_scene, checkpoint, tmp_path):
+    scene, root, pkl = converted_scene
     ckpt, _ = checkpoint
     out = tmp_path / "a.txt"
     result = run("--checkpoint", ckpt, "--scene", scene, "--out", out, "--frame-step", "2", "--scene-id", "17",
@@ -87,8 +75,8 @@ def test_options_frame_step_scene_id_and_ovpkl_input(scene_root, checkpoint, tmp
     assert set(pkl_rows[:, 3].tolist()) == {0.0, 1.0} and set(pkl_rows[:, 0].tolist()) == {0.0}
 
 
-def test_errors_are_clean(scene_root, checkpoint, tmp_path):
-    scene, _, _ = scene_root
+def test_errors_are_clean(converted_scene, checkpoint, tmp_path):
+    scene, _, _ = converted_scene
     ckpt, _ = checkpoint
     odd = tmp_path / "MyScene"
     shutil.copytree(scene, odd)

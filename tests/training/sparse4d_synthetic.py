@@ -8,6 +8,7 @@ and the DDP subprocess script.
 from __future__ import annotations
 
 import math
+import time
 
 import torch
 from torch.utils.data import Dataset
@@ -123,3 +124,24 @@ class BatchList(Dataset):
         if self.poison_after is not None and self.fetched > self.poison_after:
             item = {**item, "images": torch.full_like(item["images"], float("nan"))}
         return item
+
+
+def train_in_order(module, frames: list[dict], steps: int, reset_every: int | None = None) -> tuple[list[float], float]:
+    """A plain optimisation loop over ``frames`` in order (the bank carries state from step to step), clipped
+    at 25 like the trainer; ``reset_every`` forgets the streams at the start of every pass. Returns the loss per
+    step and the seconds taken."""
+    conf = module.configure_optimizers()
+    opt, sched = conf["optimizer"], conf["lr_scheduler"]["scheduler"]
+    module.train()
+    losses, start = [], time.perf_counter()
+    for step in range(steps):
+        if reset_every and step % reset_every == 0:
+            module.reset_streams()
+        loss = module.training_step(frames[step % len(frames)], step)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(module.parameters(), 25.0)
+        opt.step()
+        sched.step()
+        losses.append(float(loss.detach()))
+    return losses, time.perf_counter() - start

@@ -3,10 +3,8 @@ projection matrices and rectangle images of sparse4d_synthetic) drives the summe
 
 from __future__ import annotations
 
-import time
-
 import torch
-from sparse4d_synthetic import TINY, batch
+from sparse4d_synthetic import TINY, batch, train_in_order
 
 from visionops.training.sparse4d_module import MATCH_RADIUS_M, Sparse4DModule, match_centres
 
@@ -19,20 +17,8 @@ def test_overfit_one_sequence_drops_the_loss():
     cfg = TINY.replace(use_grid_mask=False, dfa_attn_drop=0.0, attn_dropout=0.0, ffn_dropout=0.0,
                        cls_threshold_to_reg=0.0)
     module = Sparse4DModule(cfg, lr=2e-3, backbone_lr_mult=1.0, warmup_steps=0, total_steps=STEPS)
-    conf = module.configure_optimizers()
-    opt, sched = conf["optimizer"], conf["lr_scheduler"]["scheduler"]
     frames = [batch(t) for t in range(3)]
-    module.train()
-    losses, start = [], time.perf_counter()
-    for step in range(STEPS):
-        loss = module.training_step(frames[step % 3], step)
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(module.parameters(), 25.0)
-        opt.step()
-        sched.step()
-        losses.append(float(loss.detach()))
-    seconds = time.perf_counter() - start
+    losses, seconds = train_in_order(module, frames, STEPS)
     first, early, last = losses[0], sum(losses[3:6]) / 3, sum(losses[-5:]) / 5
     print(f"overfit: loss {first:.2f} (step 0) / {early:.2f} (steps 3-5) -> {last:.2f} (last 5 of {STEPS}) "
           f"in {seconds:.1f} s")

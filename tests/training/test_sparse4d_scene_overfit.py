@@ -37,7 +37,7 @@ import numpy as np
 import pytest
 import torch
 from convert_factories import convert_params, run_conversion
-from sparse4d_synthetic import CLASSES, TINY
+from sparse4d_synthetic import CLASSES, TINY, train_in_order
 
 from visionops.config import SyntheticParams
 from visionops.data.ovpkl import load_ovpkl
@@ -98,21 +98,9 @@ def test_overfit_micro_scene_recovers_boxes_and_keeps_ids(scene):
     assert len(frames) == FRAMES and all(len(f["gt_boxes"][0]) >= 2 for f in frames)
 
     module = Sparse4DModule(CFG, lr=LR, backbone_lr_mult=1.0, warmup_steps=0, total_steps=STEPS, seed=0)
-    conf = module.configure_optimizers()
-    opt, sched = conf["optimizer"], conf["lr_scheduler"]["scheduler"]
-    module.train()
-    losses, start = [], time.perf_counter()
-    for step in range(STEPS):
-        if step % FRAMES == 0:  # a new pass over the scene: forget the bank, DN cache and timestamps
-            module.reset_streams()
-        loss = module.training_step(frames[step % FRAMES], step)
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(module.parameters(), 25.0)
-        opt.step()
-        sched.step()
-        losses.append(float(loss.detach()))
-    seconds = time.perf_counter() - start
+    # every pass over the scene starts fresh: forget the bank, DN cache and timestamps
+    start = time.perf_counter()
+    losses, seconds = train_in_order(module, frames, STEPS, reset_every=FRAMES)
     first, last = losses[0], float(np.mean(losses[-FRAMES:]))
     print(f"\nscene overfit: loss {first:.3f} (step 0) -> {last:.3f} (mean of the last {FRAMES} of {STEPS} steps), "
           f"ratio {first / last:.1f}, training {seconds:.1f} s")

@@ -16,7 +16,6 @@ finite, every referenced frame store exists under ``data_root`` and holds the fr
 from __future__ import annotations
 
 import os
-import re
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,6 +29,8 @@ from visionops.data.frame_store import FrameStore
 from visionops.data.ovpkl import load_ovpkl
 from visionops.data.sparse4d_augment import (
     AugParams,
+    ImageAugParams,
+    ImageTransform,
     Sparse4DAugment,
     bev_matrix,
     image_transform,
@@ -43,12 +44,28 @@ IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 """RGB in [0, 1] -> (x - mean) / std (torchvision's ImageNet statistics, the backbones' pretraining); training
 and inference (:mod:`visionops.inference.frames`) share them."""
-_FRAME_RE = re.compile(r"(\d+)\.(?:jpg|png)$")
 
 
-def _frame_of(key: str, fallback: int) -> int:
-    match = _FRAME_RE.search(key)
-    return int(match.group(1)) if match else fallback
+def camera_input(rgb: np.ndarray, intrinsic: np.ndarray, world_to_camera: np.ndarray, input_size: tuple[int, int],
+                 image_params: ImageAugParams | None = None, bev: np.ndarray | None = None
+                 ) -> tuple[np.ndarray, np.ndarray, float, ImageTransform]:
+    """One camera's network input, the same for training and inference.
+
+    Args:
+        rgb: (h, w, 3) uint8 frame; ``intrinsic`` (3, 3) K of that frame's pixels; ``world_to_camera`` (4, 4).
+        input_size: (W, H) network input; the frame is resized to cover it (aspect kept) and cropped.
+        image_params / bev: augmentation (identity by default, as at inference); bev (4, 4) scene transform.
+
+    Returns:
+        image (3, H, W) float32 ImageNet-normalised, projection (4, 4) BEV -> input pixels, fx (px) of the
+        input, and the image transform (to warp matching maps such as depth).
+    """
+    transform = image_transform(image_params or ImageAugParams(), (rgb.shape[1], rgb.shape[0]), input_size)
+    image = warp_image(rgb, transform).astype(np.float32) / 255.0
+    image = np.ascontiguousarray(((image - IMAGENET_MEAN) / IMAGENET_STD).transpose(2, 0, 1))
+    k = np.asarray(intrinsic, dtype=np.float64)
+    projection = projection_matrix(k, world_to_camera, transform.matrix, bev)
+    return image, projection, float(k[0, 0] * transform.focal_scale), transform
 
 
 class Sparse4DDataset(Dataset):
@@ -129,7 +146,7 @@ class Sparse4DDataset(Dataset):
             store = self._store(h5, file)
             if h5 not in store_frames:
                 store_frames[h5] = set(store.frames)
-            if _frame_of(key, int(info["frame_idx"])) not in store_frames[h5]:
+            if int(info["frame_idx"]) not in store_frames[h5]:
                 raise ValueError(f"{where}, camera {cam}: frame store {store.path} has no {key!r}")
             depth &= store.has_depth
         return depth
@@ -172,20 +189,14 @@ class Sparse4DDataset(Dataset):
         depth = np.zeros((len(cameras), h, w), dtype=np.float32) if self.with_depth else None
         projection = np.empty((len(cameras), 4, 4), dtype=np.float32)
         focal = np.empty(len(cameras), dtype=np.float32)
+        frame = int(info["frame_idx"])  # the store keys of data_path / depth_map_path are this frame's
         for c, cam in enumerate(cameras):
             entry = info["cams"][cam]
-            h5, key = entry["data_path"]
-            store = self._store(h5)
-            rgb = store.rgb(_frame_of(key, int(info["frame_idx"])))
-            transform = image_transform(params.image, (rgb.shape[1], rgb.shape[0]), self.input_size)
-            image = warp_image(rgb, transform).astype(np.float32) / 255.0
-            images[c] = ((image - IMAGENET_MEAN) / IMAGENET_STD).transpose(2, 0, 1)
-            k = np.asarray(entry["cam_intrinsic"], dtype=np.float64)
-            projection[c] = projection_matrix(k, entry["sensor2world_transform"], transform.matrix, bev)
-            focal[c] = k[0, 0] * transform.focal_scale
+            rgb = self._store(entry["data_path"][0]).rgb(frame)
+            images[c], projection[c], focal[c], transform = camera_input(
+                rgb, entry["cam_intrinsic"], entry["sensor2world_transform"], self.input_size, params.image, bev)
             if depth is not None:
-                dh5, dkey = entry.get("depth_map_path", entry["data_path"])
-                mm = self._store(dh5).depth_mm(_frame_of(dkey, int(info["frame_idx"])))
+                mm = self._store(entry.get("depth_map_path", entry["data_path"])[0]).depth_mm(frame)
                 depth[c] = warp_image(mm, transform, nearest=True).astype(np.float32) / 1000.0
         boxes, labels, ids, visibility = self._targets(info, cameras, params)
         scene = str(info["scene_name"])

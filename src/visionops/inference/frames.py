@@ -1,8 +1,9 @@
 """Frame sources for inference: per-frame network inputs of one camera group, from OVPKL or a raw scene.
 
-Both sources yield :class:`FrameInputs` with the images resized (plain resize, no augmentation, no crop) to the
-network input size and the projection matrices mapping the group's **BEV frame** (world minus ``bev_origin``,
-a pure translation, see :mod:`visionops.data.ovpkl`) to pixels of the resized images.
+Both sources yield :class:`FrameInputs` prepared exactly as training prepares an un-augmented frame
+(:func:`visionops.data.sparse4d_dataset.camera_input`: resized to cover the network input with the aspect kept,
+the overhang cropped) and the projection matrices mapping the group's **BEV frame** (world minus ``bev_origin``,
+a pure translation, see :mod:`visionops.data.ovpkl`) to pixels of those images.
 
 * :func:`frames_from_ovpkl` reads a converted BEV group (OVPKL infos + HDF5 frame store).
 * :func:`frames_from_raw_scene` decodes a raw scene's videos frame-synchronously with its ``calibration.json``.
@@ -28,8 +29,8 @@ from typing import Literal
 
 import numpy as np
 
-from visionops.data.ovpkl import load_ovpkl, recentre_world_to_camera, scale_intrinsic
-from visionops.data.sparse4d_dataset import IMAGENET_MEAN, IMAGENET_STD
+from visionops.data.ovpkl import load_ovpkl, recentre_world_to_camera
+from visionops.data.sparse4d_dataset import camera_input
 
 
 @dataclass
@@ -57,26 +58,6 @@ class FrameInputs:
     cameras: list[str]
     scene_name: str
     bev_origin: np.ndarray
-
-
-def preprocess_image(rgb: np.ndarray, input_size: tuple[int, int]) -> np.ndarray:
-    """(h, w, 3) uint8 RGB -> (3, H, W) float32 normalised, resized to ``input_size`` = (W, H) bilinearly."""
-    import cv2  # noqa: PLC0415
-
-    width, height = int(input_size[0]), int(input_size[1])
-    if rgb.shape[:2] != (height, width):
-        rgb = cv2.resize(rgb, (width, height), interpolation=cv2.INTER_LINEAR)
-    image = (rgb.astype(np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
-    return np.ascontiguousarray(image.transpose(2, 0, 1))
-
-
-def projection_matrix(intrinsic: np.ndarray, bev_to_camera: np.ndarray, source_size: tuple[int, int],
-                      input_size: tuple[int, int]) -> tuple[np.ndarray, float]:
-    """(4, 4) BEV -> input pixels and fx (px) for K of ``source_size`` frames resized to ``input_size``."""
-    k = scale_intrinsic(intrinsic, source_size, input_size)
-    pad = np.eye(4)
-    pad[:3, :3] = k
-    return pad @ np.asarray(bev_to_camera, dtype=np.float64), float(k[0, 0])
 
 
 def _assemble(images: list[np.ndarray], mats: list[np.ndarray], focals: list[float], input_size: tuple[int, int],
@@ -130,9 +111,9 @@ def frames_from_ovpkl(ovpkl_path: str | os.PathLike, data_root: str | os.PathLik
                 if store_path not in stores:
                     full = Path(store_path) if Path(store_path).is_absolute() else Path(data_root) / store_path
                     stores[store_path] = FrameStore(full)
-                store = stores[store_path]
-                images.append(preprocess_image(store.rgb(frame), size))
-                mat, fx = projection_matrix(entry["cam_intrinsic"], entry["sensor2world_transform"], store.size, size)
+                image, mat, fx, _ = camera_input(stores[store_path].rgb(frame), entry["cam_intrinsic"],
+                                                 entry["sensor2world_transform"], size)
+                images.append(image)
                 mats.append(mat)
                 focals.append(fx)
             yield _assemble(images, mats, focals, size, timestamp=float(info["timestamp"]), frame_id=frame,
@@ -229,10 +210,9 @@ def frames_from_raw_scene(scene_dir: str | os.PathLike, input_size: Sequence[int
             frame = frames.pop()
             images, mats, focals = [], [], []
             for cam, (_, rgb) in decoded.items():
-                sensor = scene.calibration.camera(cam)
-                images.append(preprocess_image(rgb, size))
-                # K refers to the video's pixels (as in the converter), so the decoded size is the source size.
-                mat, fx = projection_matrix(sensor.intrinsic, bev_to_camera[cam], (rgb.shape[1], rgb.shape[0]), size)
+                # K refers to the video's pixels (as in the converter), so the decoded frame is its source.
+                image, mat, fx, _ = camera_input(rgb, scene.calibration.camera(cam).intrinsic, bev_to_camera[cam], size)
+                images.append(image)
                 mats.append(mat)
                 focals.append(fx)
             yield _assemble(images, mats, focals, size, timestamp=frame / float(fps), frame_id=frame,

@@ -5,8 +5,8 @@ One 1x1 conv (C -> 1) per level on the first ``num_depth_layers`` levels (the ca
     depth = exp(conv(F_l)) * focal / equal_focal          (metres)
 
 The focal factor (fx of the *augmented* intrinsics over ``equal_focal`` = 100 px) lets the conv predict a
-focal-independent quantity, so resized / zoomed cameras share it. The loss (L1 against valid GT depth, clipped
-to [0, max_depth]) lives with the other losses; this module only predicts. Not exported.
+focal-independent quantity, so resized / zoomed cameras share it. The loss (L1 against valid GT depth clipped to
+max_depth) lives with the other losses; this module only predicts. Not exported.
 """
 
 from __future__ import annotations
