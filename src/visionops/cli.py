@@ -21,6 +21,10 @@ LAZY_COMMANDS = {
     "evaluate": "visionops.evaluation.commands:evaluate",
     "detectnet": "visionops.pipeline.detectnet_commands:detectnet",
     "infer": "visionops.inference.commands:infer",
+    "export": "visionops.export.commands:export",
+    "profile": "visionops.profiling.commands:profile",
+    "sweep": "visionops.sweep.commands:sweep",
+    "ui": "visionops.ui:ui",
 }
 
 

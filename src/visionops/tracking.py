@@ -9,16 +9,27 @@
   otherwise own it.
 * :func:`stage_run` opens one run per stage, tags it with git commit/dirty flag, ``DVC_STAGE``,
   ``DVC_EXP_NAME`` and a params digest, and logs the stage's params section flattened.
+* *Pipeline runs*: every stage run is the child of one pipeline run per model family and pipeline
+  revision, which holds the headline params and metrics so that MLflow's compare view puts two variants
+  side by side. DVC runs each stage in its own process, so nothing is handed from stage to stage: each
+  stage computes the same :func:`pipeline_key` (git commit + a hash of the uncommitted code changes, the
+  family's params digest, ``DVC_EXP_NAME``), finds the pipeline run tagged with it or creates it. Stages
+  log headline numbers with :func:`log_headline_metrics`. Stages DVC does not run (restored from its
+  run-cache, or already up to date) get no child run; :func:`finalize_pipeline_runs` (the last DVC stage,
+  ``pipeline_runs``) names them on the pipeline run and copies their numbers from ``metrics/*.json``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
+import json
 import os
 import subprocess
 import time
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +42,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
 EXPERIMENTS = ("data", "sparse4d", "detectnet_v2")
 MLFLOW_PARAM_MAX_CHARS = 6000  # MLflow rejects longer param values
+# MLflow 3's UI opens an experiment without this tag on its GenAI trace pages; with it, on the runs table.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
 
 
 def project_root() -> Path:
@@ -106,10 +120,13 @@ def ensure_experiment(name: str, root: Path | None = None, *, family: str | None
     if existing is not None:
         if existing.lifecycle_stage == "deleted":
             client.restore_experiment(existing.experiment_id)
+        if EXPERIMENT_KIND_TAG not in existing.tags:  # a store from before the tag was set
+            client.set_experiment_tag(existing.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
         return existing.experiment_id
     location = artifact_location(name.replace("/", "_"), root)
+    tags = {"visionops.family": family or name, EXPERIMENT_KIND_TAG: EXPERIMENT_KIND}
     try:
-        return client.create_experiment(name, artifact_location=location, tags={"visionops.family": family or name})
+        return client.create_experiment(name, artifact_location=location, tags=tags)
     except MlflowException:
         # Another process created it between our lookup and create (parallel stages/workers).
         found = client.get_experiment_by_name(name)
@@ -161,6 +178,379 @@ def stage_tags(stage: str, params_digest: str, extra: Mapping[str, str] | None =
     return tags
 
 
+# --------------------------------------------------------------------------------------------------
+# pipeline runs: one per model family and pipeline revision, every stage run a child of it
+# --------------------------------------------------------------------------------------------------
+
+RUN_KIND_TAG = "visionops.run_kind"  # "pipeline" or "stage"
+PIPELINE_KEY_TAG = "visionops.pipeline_key"
+RESTORED_STAGES_TAG = "visionops.restored_stages"
+RESTORED_FROM_TAG = "visionops.restored_metrics_from"
+PIPELINE_STAGE = "pipeline_runs"  # the last DVC stage: finalize_pipeline_runs
+
+# Top-level params sections owned by one model family: a change there starts a new pipeline run of that
+# family only (a DetectNet_v2 learning rate must not split the Sparse4D runs).
+FAMILY_SECTIONS = {"sparse4d": ("sparse4d",), "detectnet_v2": ("detectnet_v2", "prune")}
+DATA_SECTIONS = ("data", "convert")
+# Sections that say how results are recorded or searched, not what a pipeline computes.
+NEUTRAL_SECTIONS = ("tracking", "sweep")
+# Files a pipeline rewrites while it runs, and params.yaml (its values are in the params digest already):
+# none of them is a code change.
+NOT_CODE = ("dvc.lock", "params.yaml", "metrics", "plots", "mlruns", "**/.gitignore")
+STAGE_FAMILIES = {"download": "data", "convert": "data", "prune": "detectnet_v2", "retrain": "detectnet_v2"}
+
+# DVC metric files -> headline metrics of a pipeline run: {family: (file, {headline name: dotted key})}.
+# The evaluate stages log these same names, so a pipeline run looks the same whether its evaluate stage ran
+# or was restored from DVC's run-cache (then finalize_pipeline_runs copies them from the file).
+HEADLINE_METRICS = {
+    "sparse4d": ("metrics/sparse4d.json", {name: f"overall.{name}" for name in
+                                           ("HOTA", "DetA", "AssA", "LocA", "MOTA", "IDF1")}),
+    "detectnet_v2": ("metrics/detectnet_v2.json", {
+        "mAP": "retrained.mAP_integrated", "mAP_11": "retrained.mAP_11", "precision": "retrained.precision",
+        "recall": "retrained.recall", "accuracy": "retrained.accuracy", "params": "retrained.params",
+        "phase1.mAP": "phase1.mAP_integrated", "phase1.precision": "phase1.precision",
+        "phase1.recall": "phase1.recall", "phase1.params": "phase1.params"}),
+}
+
+
+@dataclass(frozen=True)
+class PipelineRun:
+    """The pipeline run of one model family for the current code, params and DVC experiment."""
+
+    run_id: str
+    experiment_id: str
+    family: str
+    key: str
+    created: bool
+
+
+# The pipeline run of each open stage_run (innermost last; None for a stage without one).
+_OPEN_PIPELINES: list[PipelineRun | None] = []
+
+
+def _params_dict(params: BaseModel | Mapping[str, Any] | None) -> dict[str, Any]:
+    """The whole params as plain data: the given object, else ``params.yaml`` of the working directory."""
+    if params is not None:
+        return params.model_dump(mode="json") if hasattr(params, "model_dump") else dict(params)
+    from visionops.config import ConfigError, load_params, read_params_file  # noqa: PLC0415
+
+    path = Path("params.yaml")
+    if not path.is_file():
+        return {}
+    try:
+        return load_params(path).model_dump(mode="json")  # with defaults filled in, as the stages see them
+    except ConfigError:
+        # An invalid file fails the stage with its own clear error; the key still follows the raw values.
+        try:
+            return read_params_file(path)
+        except ConfigError:
+            return {}
+
+
+def family_params(family: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    """The params sections a family's results depend on (the data sections, plus its own)."""
+    if family == "data":
+        return {k: params[k] for k in DATA_SECTIONS if k in params}
+    others = {section for fam, sections in FAMILY_SECTIONS.items() if fam != family for section in sections}
+    other_families = set(FAMILY_SECTIONS) - {family}
+    out = {}
+    for key, value in params.items():
+        if key in others or key in NEUTRAL_SECTIONS:
+            continue
+        # shared sections with one sub-section per model (profile.sparse4d, profile.detectnet_v2, ...)
+        if isinstance(value, Mapping):
+            value = {k: v for k, v in value.items() if k not in other_families}
+        out[key] = value
+    return out
+
+
+def code_state(cwd: Path | None = None) -> dict[str, str]:
+    """Commit of the code that runs (the working directory's repository) and a hash of its uncommitted changes.
+
+    In a DVC temp clone this is the clone, not ``DVC_ROOT``: the clone's tree is what the stage executes.
+    """
+    cwd = cwd or Path.cwd()
+    top = _git_toplevel(cwd)
+    commit = _git(["rev-parse", "HEAD"], top) if top else None
+    if top is None or commit is None:
+        return {"commit": "none", "changes": ""}
+    diff = _git(["diff", "HEAD", "--no-ext-diff", "--", ".", *(f":(exclude,glob){p}" for p in NOT_CODE)], top) or ""
+    return {"commit": commit, "changes": hashlib.sha256(diff.encode()).hexdigest()[:12] if diff else ""}
+
+
+def pipeline_key(family: str, params: BaseModel | Mapping[str, Any] | None = None,
+                 cwd: Path | None = None) -> tuple[str, dict[str, str]]:
+    """``(key, parts)``: what every stage of one pipeline execution of ``family`` computes identically.
+
+    The parts are the commit, the hash of uncommitted code changes, the family's params digest and
+    ``DVC_EXP_NAME``; the key is their hash. Stages run as separate processes under ``dvc repro``, so this
+    shared value, stored as a tag, is how they find the same pipeline run.
+    """
+    parts = {**code_state(cwd), "params": digest(family_params(family, _params_dict(params))),
+             "exp_name": os.environ.get("DVC_EXP_NAME", ""), "family": family}
+    blob = json.dumps(parts, sort_keys=True).encode()
+    return hashlib.sha256(blob).hexdigest()[:20], parts
+
+
+def _size(value: Any) -> str:
+    return "x".join(str(v) for v in value) if isinstance(value, list | tuple) else str(value)
+
+
+def headline_params(family: str, params: Mapping[str, Any]) -> dict[str, str]:
+    """Short-named params of a pipeline run (preset, backbone, resolution, lr, epochs, ...) for the compare view."""
+
+    def get(dotted: str) -> Any:
+        return _lookup(params, dotted)
+
+    data = {"data.source": get("data.source"), "data.scenes": get("data.synthetic.scenes"),
+            "data.cameras": get("data.synthetic.cameras"), "data.frames": get("data.synthetic.frames")}
+    if family == "sparse4d":
+        preset = get("sparse4d.preset")
+        backbone, size = get("sparse4d.model.backbone"), get("sparse4d.input_size")
+        with contextlib.suppress(Exception):  # an unknown preset: the stage itself reports it
+            from visionops.models.sparse4d.presets import get_preset  # noqa: PLC0415
+
+            base = get_preset(preset)
+            backbone, size = backbone or base.backbone, size or base.input_size
+        out = {"preset": preset, "backbone": backbone, "resolution": _size(size) if size else None,
+               "num_anchor": get("sparse4d.num_anchor"), "lr": get("sparse4d.train.lr"),
+               "epochs": get("sparse4d.train.epochs"), "batch_size": get("sparse4d.train.batch_size"),
+               "steps_per_epoch": get("sparse4d.train.steps_per_epoch"), **data}
+    elif family == "detectnet_v2":
+        size = get("detectnet_v2.input_size")
+        out = {"backbone": get("detectnet_v2.arch"), "resolution": _size(size) if size else None,
+               "lr": get("detectnet_v2.train.max_lr"), "epochs": get("detectnet_v2.train.epochs"),
+               "batch_size": get("detectnet_v2.train.batch_size"), "retrain.lr": get("detectnet_v2.retrain.max_lr"),
+               "retrain.epochs": get("detectnet_v2.retrain.epochs"), "prune.threshold": get("prune.threshold"),
+               "postprocess": get("detectnet_v2.postprocess.algorithm"), **data}
+    else:
+        out = {**data, "width": get("data.synthetic.width"), "height": get("data.synthetic.height"),
+               "convert.fps": get("convert.fps"), "convert.resize": get("convert.resize"),
+               "convert.bev_groups": get("convert.bev_groups.mode")}
+    return {k: _param_value(v) for k, v in out.items() if v is not None}
+
+
+def _find_pipeline_runs(client, experiment_id: str, key: str) -> list:
+    runs = client.search_runs([experiment_id], filter_string=f"tags.`{PIPELINE_KEY_TAG}` = '{key}'",
+                              max_results=50)
+    return sorted(runs, key=lambda r: (r.info.start_time, r.info.run_id))
+
+
+def pipeline_run(family: str, params: BaseModel | Mapping[str, Any] | None = None, *,
+                 experiment_prefix: str = "") -> PipelineRun:
+    """Find or create the pipeline run of ``family`` for the current commit, code changes, params and experiment.
+
+    Args:
+        family: experiment family (``data``, ``sparse4d``, ``detectnet_v2``).
+        params: the whole params (``Params`` or its dict); default: ``params.yaml`` of the working directory
+            (which is what DVC hands its stages, ``dvc exp run -S`` overrides included).
+    A new pipeline run gets the headline params, the family's params flattened and tags (commit, dirty,
+    DVC experiment, params digest) and is left FINISHED; each stage marks it RUNNING while it runs.
+    """
+    import mlflow  # noqa: PLC0415
+    from mlflow.entities import Param  # noqa: PLC0415
+
+    setup(prefix=experiment_prefix)
+    client = mlflow.MlflowClient()
+    experiment_id = ensure_experiment(experiment_name(family, experiment_prefix), family=family)
+    data = _params_dict(params)
+    key, parts = pipeline_key(family, data)
+    found = _find_pipeline_runs(client, experiment_id, key)
+    if found:
+        return PipelineRun(found[0].info.run_id, experiment_id, family, key, created=False)
+    exp_name = parts["exp_name"]
+    dirty = "true" if parts["changes"] else "false"
+    label = exp_name or f"{parts['commit'][:7]}{'-dirty' if parts['changes'] else ''}-{parts['params'][:6]}"
+    tags = {
+        RUN_KIND_TAG: "pipeline", PIPELINE_KEY_TAG: key, "visionops.family": family,
+        "visionops.version": __version__, "git.commit": parts["commit"], "git.dirty": dirty,
+        "git.changes_digest": parts["changes"], "dvc.exp_name": exp_name, "params.digest": parts["params"],
+        "mlflow.note.content": (f"Pipeline run of {family}: headline params and metrics of this code, params "
+                                f"and DVC experiment; every stage is a child run. Key parts: {parts}"),
+    }
+    run = client.create_run(experiment_id, run_name=f"{family} {label}", tags=tags)
+    # the headline params under short names, then every param the family depends on (the compare view's
+    # "show diff only" finds whatever else two variants changed)
+    flat = {**headline_params(family, data),
+            **{k: _param_value(v) for k, v in flatten(family_params(family, data)).items()}}
+    items = [Param(k, v) for k, v in flat.items()]
+    for i in range(0, len(items), 100):  # MLflow caps one batch at 100 params
+        client.log_batch(run.info.run_id, params=items[i : i + 100])
+    client.set_terminated(run.info.run_id, "FINISHED")
+    # Two executions with the same key (parallel queue workers) may both create one: the oldest wins.
+    found = _find_pipeline_runs(client, experiment_id, key)
+    winner = found[0].info.run_id if found else run.info.run_id
+    if winner != run.info.run_id:
+        client.delete_run(run.info.run_id)
+    return PipelineRun(winner, experiment_id, family, key, created=winner == run.info.run_id)
+
+
+def current_pipeline_run() -> PipelineRun | None:
+    """The pipeline run of the innermost open :func:`stage_run` (None outside one, or when it has none)."""
+    return _OPEN_PIPELINES[-1] if _OPEN_PIPELINES else None
+
+
+def _numeric(metrics: Mapping[str, Any]) -> dict[str, float]:
+    out = {}
+    for name, value in metrics.items():
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            continue
+        out[name] = float(value)
+    return out
+
+
+def log_headline_metrics(metrics: Mapping[str, Any], *, run_id: str | None = None) -> bool:
+    """Log headline numbers (HOTA, mAP, params, latency, ...) on the pipeline run of the open stage.
+
+    Non-numeric and ``None`` values are skipped. Returns False (and logs nothing) when there is no pipeline
+    run: outside :func:`stage_run`, or in a stage opened with ``pipeline=False`` or an explicit parent (a sweep
+    trial). ``run_id`` targets a given run instead.
+    """
+    import mlflow  # noqa: PLC0415
+    from mlflow.entities import Metric  # noqa: PLC0415
+
+    if run_id is None:
+        current = current_pipeline_run()
+        if current is None:
+            return False
+        run_id = current.run_id
+    now = int(time.time() * 1000)
+    batch = [Metric(name, value, now, 0) for name, value in _numeric(metrics).items()]
+    for i in range(0, len(batch), 1000):
+        mlflow.MlflowClient().log_batch(run_id, metrics=batch[i : i + 1000])
+    return bool(batch)
+
+
+def _lookup(data: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        if not isinstance(data, Mapping) or part not in data:
+            return None
+        data = data[part]
+    return data
+
+
+def headline_from_metrics(family: str, data: Mapping[str, Any]) -> dict[str, float]:
+    """The headline metrics of ``family`` picked from its DVC metrics file's content (see HEADLINE_METRICS)."""
+    if family not in HEADLINE_METRICS:
+        return {}
+    _, names = HEADLINE_METRICS[family]
+    return _numeric({name: _lookup(data, dotted) for name, dotted in names.items()})
+
+
+def data_headline(manifest: Mapping[str, Any]) -> dict[str, float]:
+    """Headline numbers of the ``data`` family from ``data/raw/manifest.json``."""
+    scenes = manifest.get("scenes") or []
+    return {"scenes": float(len(scenes)), "cameras": float(sum(len(s["cameras"]) for s in scenes)),
+            "camera_frames": float(sum(len(s["cameras"]) * (s.get("frames") or 0) for s in scenes)),
+            "gt_objects": float(sum(s.get("gt_objects") or 0 for s in scenes))}
+
+
+def _family_metric_files(family: str, root: Path) -> list[Path]:
+    """``metrics/<family>.json`` and the ``metrics/*.json`` of other stages of the family (name mentions it)."""
+    files = sorted((root / "metrics").glob("*.json")) if (root / "metrics").is_dir() else []
+    return [f for f in files if f.stem == family or family in f.stem.split("_") or f.stem.endswith(f"_{family}")
+            or f.stem.startswith(f"{family}_")]
+
+
+def _generic_headline(data: Mapping[str, Any]) -> dict[str, float]:
+    """Numeric leaves of another stage's metrics file (per-class / per-scene breakdowns left out)."""
+    flat = flatten(data)
+    return _numeric({k: v for k, v in flat.items() if "per_class" not in k and "per_scene" not in k})
+
+
+def headline_from_files(family: str, root: Path, params: Mapping[str, Any]) -> tuple[dict[str, float], list[str]]:
+    """``(metrics, files)``: the family's headline metrics as its DVC outputs on disk hold them now."""
+    metrics: dict[str, float] = {}
+    used: list[str] = []
+    if family == "data":
+        raw = Path(_lookup(params, "data.raw_dir") or "data/raw")
+        manifest = (raw if raw.is_absolute() else root / raw) / "manifest.json"
+        if manifest.is_file():
+            metrics.update(data_headline(json.loads(manifest.read_text())))
+            used.append(manifest.relative_to(root).as_posix() if manifest.is_relative_to(root) else str(manifest))
+        return metrics, used
+    main = HEADLINE_METRICS.get(family, (None, {}))[0]
+    for path in _family_metric_files(family, root):
+        content = json.loads(path.read_text())
+        rel = path.relative_to(root).as_posix()
+        picked = headline_from_metrics(family, content) if rel == main else _generic_headline(content)
+        metrics.update({k: v for k, v in picked.items() if k not in metrics})
+        used.append(rel)
+    return metrics, used
+
+
+def stage_family(stage: str) -> str | None:
+    """Experiment family of a DVC stage by its name (``*sparse4d*``, ``*detectnet*``, download/convert...)."""
+    base = stage.split("@", 1)[0]
+    if base in STAGE_FAMILIES:
+        return STAGE_FAMILIES[base]
+    for family in ("sparse4d", "detectnet_v2", "detectnet"):
+        if family in stage:
+            return "detectnet_v2" if family == "detectnet" else family
+    return None
+
+
+def pipeline_stages(root: Path) -> list[str]:
+    """Stage names of ``dvc.yaml`` (``foreach``/``matrix`` stages as expanded in ``dvc.lock``)."""
+    import yaml  # noqa: PLC0415
+
+    names: set[str] = set()
+    for name, loader in (("dvc.yaml", "stages"), ("dvc.lock", "stages")):
+        path = root / name
+        if path.is_file():
+            content = yaml.safe_load(path.read_text()) or {}
+            for stage, body in (content.get(loader) or {}).items():
+                templated = isinstance(body, Mapping) and ("foreach" in body or "matrix" in body)
+                if not templated:
+                    names.add(stage)
+    return sorted(names)
+
+
+def finalize_pipeline_runs(params: BaseModel | Mapping[str, Any] | None = None, *, root: Path = Path("."),
+                           experiment_prefix: str = "", echo=print) -> dict[str, dict[str, Any]]:
+    """Complete the pipeline run of each family for this execution (the ``pipeline_runs`` DVC stage).
+
+    DVC restores a stage whose command, deps and params it has seen before from its run-cache without running
+    it, and skips stages that are up to date: those have no child run under this execution's pipeline run.
+    For each family this names them in the ``visionops.restored_stages`` tag, copies the headline metrics
+    that are missing from the family's DVC outputs (``metrics/*.json``, ``data/raw/manifest.json``), names
+    those files in ``visionops.restored_metrics_from``, and returns what it did per family.
+    """
+    import mlflow  # noqa: PLC0415
+
+    data = _params_dict(params)
+    root = Path(root)
+    families: dict[str, list[str]] = {}
+    for stage in pipeline_stages(root):
+        family = stage_family(stage)
+        if family and stage != PIPELINE_STAGE:
+            families.setdefault(family, []).append(stage)
+    setup(prefix=experiment_prefix)  # before the client: it binds the tracking URI when created
+    client = mlflow.MlflowClient()
+    report: dict[str, dict[str, Any]] = {}
+    for family, stages in sorted(families.items()):
+        pipe = pipeline_run(family, data, experiment_prefix=experiment_prefix)
+        children = client.search_runs([pipe.experiment_id],
+                                      filter_string=f"tags.`mlflow.parentRunId` = '{pipe.run_id}'", max_results=1000)
+        ran = {c.data.tags.get("dvc.stage") for c in children if c.info.status == "FINISHED"}
+        restored = sorted(set(stages) - ran)
+        existing = client.get_run(pipe.run_id).data.metrics
+        from_files, files = headline_from_files(family, root, data)
+        copied = {k: v for k, v in from_files.items() if k not in existing}
+        if copied:
+            log_headline_metrics(copied, run_id=pipe.run_id)
+        client.set_tag(pipe.run_id, RESTORED_STAGES_TAG, ",".join(restored))
+        client.set_tag(pipe.run_id, RESTORED_FROM_TAG, ",".join(files) if copied else "")
+        client.set_tag(pipe.run_id, "visionops.stages", ",".join(sorted(stages)))
+        client.set_terminated(pipe.run_id, "FINISHED")
+        report[family] = {"run_id": pipe.run_id, "created": pipe.created, "ran": sorted(ran & set(stages)),
+                          "restored": restored, "copied": sorted(copied)}
+        note = (f"; not run here (DVC run-cache or up to date): {', '.join(restored)}, metrics copied from "
+                f"{', '.join(files) or 'nothing'}") if restored else ""
+        echo(f"[{PIPELINE_STAGE}] {family}: pipeline run {pipe.run_id}, {len(ran & set(stages))} stage runs{note}")
+    return report
+
+
 @contextlib.contextmanager
 def stage_run(
     stage: str,
@@ -173,18 +563,25 @@ def stage_run(
     parent_run_id: str | None = None,
     experiment_prefix: str = "",
     log_system_metrics: bool = False,
+    pipeline: bool = True,
+    pipeline_params: BaseModel | Mapping[str, Any] | None = None,
 ) -> Iterator[mlflow.ActiveRun]:
-    """Open an MLflow run for one pipeline stage.
+    """Open an MLflow run for one pipeline stage, as a child of the family's pipeline run.
 
     Args:
         stage: stage name (``download``, ``convert``...); also the default run name.
         family: experiment family, one of :data:`EXPERIMENTS`.
         params: the stage's params section; logged flattened (``synthetic.frames`` ...).
         params_prefix: prepended to every param key (e.g. ``data.``).
-        parent_run_id: make this a child run (pipeline run / sweep trial).
+        parent_run_id: make this a child of that run (a sweep trial) instead of the pipeline run.
+        pipeline: False: a plain top-level run, no pipeline run.
+        pipeline_params: the whole params the stage runs with (``Params``), for the pipeline run's key and
+            headline params; default: ``params.yaml`` of the working directory, which is what DVC hands its
+            stages. Pass it when the params carry ``-S`` overrides of the ``visionops`` command line.
     Yields:
         The active MLflow run. On an exception the run ends FAILED with the error as a tag, and the
-        exception propagates.
+        exception propagates; the pipeline run ends FAILED too (KILLED on Ctrl-C), until a stage succeeds.
+        :func:`log_headline_metrics` logs to the pipeline run meanwhile.
     """
     import mlflow  # noqa: PLC0415
 
@@ -192,25 +589,40 @@ def stage_run(
     experiment_id = ensure_experiment(experiment_name(family, experiment_prefix), family=family)
     data = params.model_dump(mode="json") if hasattr(params, "model_dump") else dict(params)
     all_tags = stage_tags(stage, digest(data), tags)
+    all_tags[RUN_KIND_TAG] = "stage"
+    pipe = None
     if parent_run_id:
         all_tags["mlflow.parentRunId"] = parent_run_id
+    elif pipeline:
+        pipe = pipeline_run(family, pipeline_params, experiment_prefix=experiment_prefix)
+        all_tags["mlflow.parentRunId"] = pipe.run_id
+        all_tags[PIPELINE_KEY_TAG] = pipe.key
+        mlflow.MlflowClient().update_run(pipe.run_id, status="RUNNING")
     started = time.perf_counter()
-    with mlflow.start_run(
-        experiment_id=experiment_id,
-        run_name=run_name or stage,
-        tags=all_tags,
-        log_system_metrics=log_system_metrics,
-    ) as run:
-        flat = {f"{params_prefix}{k}": _param_value(v) for k, v in flatten(data).items()}
-        # MLflow caps one batch at 100 params.
-        items = list(flat.items())
-        for i in range(0, len(items), 100):
-            mlflow.log_params(dict(items[i : i + 100]))
-        try:
-            yield run
-        except BaseException as exc:
-            mlflow.set_tag("error", f"{type(exc).__name__}: {exc}"[:5000])
+    status = "FINISHED"
+    _OPEN_PIPELINES.append(pipe)
+    try:
+        with mlflow.start_run(
+            experiment_id=experiment_id,
+            run_name=run_name or stage,
+            tags=all_tags,
+            log_system_metrics=log_system_metrics,
+        ) as run:
+            flat = {f"{params_prefix}{k}": _param_value(v) for k, v in flatten(data).items()}
+            # MLflow caps one batch at 100 params.
+            items = list(flat.items())
+            for i in range(0, len(items), 100):
+                mlflow.log_params(dict(items[i : i + 100]))
+            try:
+                yield run
+            except BaseException as exc:
+                status = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
+                mlflow.set_tag("error", f"{type(exc).__name__}: {exc}"[:5000])
+                mlflow.log_metric("stage_seconds", time.perf_counter() - started)
+                mlflow.end_run(status=status)
+                raise
             mlflow.log_metric("stage_seconds", time.perf_counter() - started)
-            mlflow.end_run(status="KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
-            raise
-        mlflow.log_metric("stage_seconds", time.perf_counter() - started)
+    finally:
+        _OPEN_PIPELINES.pop()
+        if pipe is not None:
+            mlflow.MlflowClient().set_terminated(pipe.run_id, status)

@@ -206,7 +206,8 @@ def test_stage_run_logs_counts_sizes_and_previews(rendered_raw, tmp_path):
                                     "sparse4d": {"num_anchor": 8}})
     report = convert.run(params, root=tmp_path, echo=lambda m: None, show_progress=False)
     assert (tmp_path / "data" / "anchors" / "kmeans8.npy").is_file()
-    runs = mlflow.search_runs(experiment_names=["data"], output_format="list")
+    runs = mlflow.search_runs(experiment_names=["data"], output_format="list",
+                              filter_string="tags.`visionops.run_kind` = 'stage'")  # not the pipeline run
     assert len(runs) == 1 and runs[0].info.status == "FINISHED"
     metrics = runs[0].data.metrics
     assert metrics["camera_frames"] == 60 and metrics["scenes"] == 2 and metrics["bev_groups"] >= 2

@@ -37,18 +37,33 @@ from visionops.config.detectnet_params import (
     DetectNetTargetParams,
     PruneParams,
 )
+from visionops.config.export_params import ExportParams, TensorRTParams
+from visionops.config.profile_params import (
+    DetectNetProfileParams,
+    ProfileParams,
+    Sparse4DProfileParams,
+)
 from visionops.config.sparse4d_params import (
     Sparse4DAugmentParams,
     Sparse4DInferParams,
     Sparse4DParams,
     Sparse4DTrainParams,
 )
+from visionops.config.sweep_params import (
+    DetectNetSweepParams,
+    SearchDim,
+    Sparse4DSweepParams,
+    SweepParams,
+)
 
 __all__ = [
     "DEFAULT_PARAMS_FILE", "AnchorParams", "BevGroupParams", "ClassList", "ConfigError", "ConvertParams",
     "DataParams", "DetectNetAugmentParams", "DetectNetOptimParams", "DetectNetParams", "DetectNetPostprocessParams",
-    "DetectNetTargetParams", "HuggingFaceParams", "KittiParams", "LocalParams", "Params", "PruneParams", "Section",
+    "DetectNetTargetParams", "ExportParams", "HuggingFaceParams", "KittiParams", "LocalParams", "Params",
+    "PruneParams", "Section", "TensorRTParams",
     "Sparse4DAugmentParams", "Sparse4DInferParams", "Sparse4DParams", "Sparse4DTrainParams", "SyntheticParams",
+    "DetectNetProfileParams", "ProfileParams", "Sparse4DProfileParams",
+    "DetectNetSweepParams", "SearchDim", "Sparse4DSweepParams", "SweepParams",
     "TrackingParams", "apply_overrides", "digest", "flatten", "load_params",
     "parse_override", "read_params_file", "section_dict", "validate_params",
 ]
@@ -74,6 +89,9 @@ class Params(Section):
     detectnet_v2: DetectNetParams = Field(default_factory=DetectNetParams)
     prune: PruneParams = Field(default_factory=PruneParams)
     tracking: TrackingParams = Field(default_factory=TrackingParams)
+    export: ExportParams = Field(default_factory=ExportParams)
+    profile: ProfileParams = Field(default_factory=ProfileParams)
+    sweep: SweepParams = Field(default_factory=SweepParams)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -32,9 +32,24 @@ def _device(name: str):
     return device
 
 
+def _onnx_providers(device: str) -> list[str]:
+    """ONNX Runtime providers for a --device value (CUDA first where asked and available)."""
+    import onnxruntime as ort  # noqa: PLC0415
+
+    if device == "cpu":
+        return ["CPUExecutionProvider"]
+    cuda = "CUDAExecutionProvider" in ort.get_available_providers()
+    if device.startswith("cuda") and not cuda:
+        raise click.BadParameter("this onnxruntime has no CUDAExecutionProvider", param_hint="--device")
+    return ["CUDAExecutionProvider", "CPUExecutionProvider"] if cuda else ["CPUExecutionProvider"]
+
+
 @infer.command("sparse4d")
-@click.option("--checkpoint", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Trained Sparse4D checkpoint (train_sparse4d's model.ckpt).")
+@click.option("--checkpoint", default=None, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Trained Sparse4D checkpoint (train_sparse4d's model.ckpt): runs in PyTorch.")
+@click.option("--onnx", "onnx_path", default=None, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Exported Sparse4D graph (export's exports/sparse4d/model.onnx): runs in ONNX Runtime with the "
+                   "instance bank on the host. Give --checkpoint or --onnx.")
 @click.option("--scene", "scene", required=True, type=click.Path(exists=True, path_type=Path),
               help="A raw scene folder (videos/ + calibration.json), or one converted OVPKL group file (.pkl).")
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
@@ -53,10 +68,10 @@ def _device(name: str):
               help="OVPKL input only: folder the frame-store paths are relative to.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1, ...")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal).")
-def sparse4d_command(checkpoint: Path, scene: Path, out_path: Path, score_threshold: float,
-                     input_size: tuple[int, int] | None, frame_step: int, max_frames: int | None,
-                     cameras: tuple[str, ...], scene_id: int | None, data_root: Path, device: str,
-                     progress: bool | None) -> None:
+def sparse4d_command(checkpoint: Path | None, onnx_path: Path | None, scene: Path, out_path: Path,
+                     score_threshold: float, input_size: tuple[int, int] | None, frame_step: int,
+                     max_frames: int | None, cameras: tuple[str, ...], scene_id: int | None, data_root: Path,
+                     device: str, progress: bool | None) -> None:
     """Track the objects of one scene with a trained Sparse4D and write the AI City track file."""
     import warnings  # noqa: PLC0415
 
@@ -68,10 +83,26 @@ def sparse4d_command(checkpoint: Path, scene: Path, out_path: Path, score_thresh
     from visionops.inference.tracks import write_scene_tracks  # noqa: PLC0415
     from visionops.training.sparse4d_fit import load_sparse4d_checkpoint  # noqa: PLC0415
 
-    model, meta = load_sparse4d_checkpoint(checkpoint)
-    classes = list(meta["classes"])
-    size = tuple(input_size) if input_size else tuple(meta["input_size"])
-    model = model.to(_device(device))
+    if (checkpoint is None) == (onnx_path is None):
+        raise click.UsageError("give exactly one of --checkpoint (PyTorch) and --onnx (ONNX Runtime)")
+    if onnx_path is not None:
+        from visionops.export.onnx_io import ExportError  # noqa: PLC0415
+        from visionops.export.onnx_tracker import OnnxSparse4DTracker  # noqa: PLC0415
+
+        try:
+            model = OnnxSparse4DTracker(onnx_path, providers=_onnx_providers(device))
+        except ExportError as exc:
+            raise click.ClickException(str(exc)) from None
+        classes, exported = model.class_names, model.input_size
+        if input_size and tuple(input_size) != exported:
+            raise click.UsageError(f"--input-size {input_size[0]} {input_size[1]}: {onnx_path} was exported for "
+                                   f"{exported[0]}x{exported[1]}")
+        size = exported
+    else:
+        model, meta = load_sparse4d_checkpoint(checkpoint)
+        classes = list(meta["classes"])
+        size = tuple(input_size) if input_size else tuple(meta["input_size"])
+        model = model.to(_device(device))
 
     ovpkl = scene.is_file()
     if ovpkl:

@@ -101,7 +101,8 @@ def stream_scene(model: nn.Module, frames: Iterable[FrameInputs], score_threshol
     is put in eval mode and left there; its cache is dropped at the end (the id counter is kept).
 
     Args:
-        model: a :class:`~visionops.models.sparse4d.model.Sparse4D` (anything with its forward and ``reset``).
+        model: a :class:`~visionops.models.sparse4d.model.Sparse4D` (anything with its forward and ``reset``), or
+            an :class:`~visionops.export.onnx_tracker.OnnxSparse4DTracker` (``reset`` + ``predict_frame``).
         frames: the frames, in time order (see :mod:`visionops.inference.frames`).
         score_threshold: minimum raw class probability of an emitted detection (the card: 0.05). Fresh ids are
             assigned by the model at its own ``cfg.score_threshold``, so a lower value here does not add tracks.
@@ -109,7 +110,13 @@ def stream_scene(model: nn.Module, frames: Iterable[FrameInputs], score_threshol
         progress: show a tqdm bar; ``total`` is its length when known.
     """
     decoder = SparseBox3DDecoder(num_output=num_top, score_threshold=score_threshold)
-    model.eval()
+    if isinstance(model, nn.Module):
+        model.eval()
+
+        def step(frame: FrameInputs, decoder: SparseBox3DDecoder) -> FramePrediction:
+            return predict_frame(model, frame, decoder)
+    else:  # an exported graph with its host-side bank (visionops.export.onnx_tracker.OnnxSparse4DTracker)
+        step = model.predict_frame
     model.reset(restart_ids=restart_ids)
     bar = None
     if progress:
@@ -118,7 +125,7 @@ def stream_scene(model: nn.Module, frames: Iterable[FrameInputs], score_threshol
         bar = tqdm(total=total, unit="frame", desc="sparse4d")
     try:
         for frame in frames:
-            prediction = predict_frame(model, frame, decoder)
+            prediction = step(frame, decoder)
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(tracks=len(prediction), refresh=False)

@@ -64,7 +64,7 @@ def run(params: Params, *, root: str | Path = ".", echo=print, show_progress: bo
     raw_dir = raw_dir if raw_dir.is_absolute() else root / raw_dir
     with tracking.stage_run("convert", "data", params.convert, params_prefix="convert.",
                             experiment_prefix=params.tracking.experiment_prefix,
-                            log_system_metrics=params.tracking.log_system_metrics):
+                            log_system_metrics=params.tracking.log_system_metrics, pipeline_params=params):
         mlflow.log_param("sparse4d.num_anchor", params.sparse4d.num_anchor)
         report = convert_dataset(raw_dir, dirs, params.convert, params.sparse4d.num_anchor,
                                  echo=lambda msg: echo(f"[convert] {msg}"), show_progress=show_progress)

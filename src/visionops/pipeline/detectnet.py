@@ -139,7 +139,7 @@ def fit(params: Params, *, phase: str, root: Path = Path("."), echo=print) -> di
     L.seed_everything(net.seed, workers=True)
     with tracking.stage_run(stage, "detectnet_v2", net, params_prefix="detectnet_v2.",
                             experiment_prefix=params.tracking.experiment_prefix,
-                            log_system_metrics=params.tracking.log_system_metrics) as run:
+                            log_system_metrics=params.tracking.log_system_metrics, pipeline_params=params) as run:
         train_set, val_set = datasets(net, root / KITTI)
         mlflow.log_dict(train_set.label_report(), "labels_train.json")
         train_loader = _loader(train_set, optim.batch_size, net.workers, True, net.seed)
@@ -205,7 +205,7 @@ def prune(params: Params, *, root: Path = Path("."), echo=print) -> dict[str, An
 
     net = params.detectnet_v2
     with tracking.stage_run("prune", "detectnet_v2", params.prune, params_prefix="prune.",
-                            experiment_prefix=params.tracking.experiment_prefix):
+                            experiment_prefix=params.tracking.experiment_prefix, pipeline_params=params):
         model, _ = load_checkpoint_model(root / PHASE1, net)
         width, height = net.input_size
         example = torch.zeros(1, 3, height, width)
@@ -247,7 +247,7 @@ def evaluate(params: Params, *, root: Path = Path("."), echo=print) -> dict[str,
     metrics: dict[str, Any] = {}
     results = {}
     with tracking.stage_run("evaluate_detectnet", "detectnet_v2", net, params_prefix="detectnet_v2.",
-                            experiment_prefix=params.tracking.experiment_prefix):
+                            experiment_prefix=params.tracking.experiment_prefix, pipeline_params=params):
         for name, path in (("phase1", PHASE1), ("retrained", RETRAINED)):
             model, _ = load_checkpoint_model(root / path, net)
             module = DetectNetModule(train_config(net, net.train), total_steps=1, model=model).eval()
@@ -271,6 +271,7 @@ def evaluate(params: Params, *, root: Path = Path("."), echo=print) -> dict[str,
             mlflow.log_metrics({f"{name}.{k}": float(v) for k, v in summary.items()
                                 if isinstance(v, int | float) and v is not None})
         _write_json(root / METRICS, metrics)
+        tracking.log_headline_metrics(tracking.headline_from_metrics("detectnet_v2", metrics))
         mlflow.log_artifact(str(root / METRICS))
         mlflow.log_artifact(str(plot_pr_curves(results, root / PR_FIGURE)))
         echo(f"[evaluate_detectnet] mAP phase1 {metrics['phase1']['mAP_integrated'] or 0:.3f}, retrained "

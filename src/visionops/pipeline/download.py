@@ -21,7 +21,7 @@ def run(params: Params, *, echo=print) -> dict[str, Any]:
     data = params.data
     with tracking.stage_run("download", "data", data, params_prefix="data.",
                             experiment_prefix=params.tracking.experiment_prefix,
-                            log_system_metrics=params.tracking.log_system_metrics):
+                            log_system_metrics=params.tracking.log_system_metrics, pipeline_params=params):
         manifest = run_download(data, progress=lambda msg: echo(f"[download] {msg}"))
         raw_dir = Path(data.raw_dir)
         scenes = manifest["scenes"]
@@ -37,6 +37,7 @@ def run(params: Params, *, echo=print) -> dict[str, Any]:
         for split in sorted({s["split"] for s in scenes}):
             metrics[f"{split}.scenes"] = sum(1 for s in scenes if s["split"] == split)
         mlflow.log_metrics(metrics)
+        tracking.log_headline_metrics(tracking.data_headline(manifest))
         info = manifest["source_info"]
         if "commit" in info:
             mlflow.set_tag("data.hf_commit", info["commit"])

@@ -85,7 +85,7 @@ def fit(params: Params, *, root: Path = Path("."), echo=print) -> dict[str, Any]
     L.seed_everything(cfg.train.seed, workers=True)
     with tracking.stage_run("train_sparse4d", "sparse4d", cfg, params_prefix="sparse4d.",
                             experiment_prefix=params.tracking.experiment_prefix,
-                            log_system_metrics=params.tracking.log_system_metrics) as run:
+                            log_system_metrics=params.tracking.log_system_metrics, pipeline_params=params) as run:
         train_loader, val_loader = loaders(params, root)
         anchors = load_anchors(root, cfg.num_anchor)
         module = module_from_params(cfg, anchors=anchors,
@@ -101,6 +101,7 @@ def fit(params: Params, *, root: Path = Path("."), echo=print) -> dict[str, Any]
         mlflow.log_artifact(str(out), artifact_path="checkpoints")
         params_count = sum(p.numel() for p in module.model.parameters())
         mlflow.log_metric("params", params_count)
+        tracking.log_headline_metrics({"params": params_count})
         shown = ", ".join(f"{k} {v:.3f}" for k, v in sorted(metrics.items()))
         echo(f"[train_sparse4d] {cfg.train.epochs} epochs x {len(train_loader)} steps, {params_count:,} "
              f"parameters; {shown or 'no validation'} -> {out}")

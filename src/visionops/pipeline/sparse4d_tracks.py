@@ -55,7 +55,7 @@ def track(params: Params, *, root: Path = Path("."), echo=print) -> dict[str, An
     torch.manual_seed(cfg.train.seed)
     summary: dict[str, Any] = {"scenes": 0, "frames": 0, "rows": 0, "ids": 0}
     with tracking.stage_run("track_sparse4d", "sparse4d", cfg.infer, params_prefix="sparse4d.infer.",
-                            experiment_prefix=params.tracking.experiment_prefix):
+                            experiment_prefix=params.tracking.experiment_prefix, pipeline_params=params):
         model, meta = load_sparse4d_checkpoint(root / MODEL)
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         model = model.to(device)
@@ -99,7 +99,7 @@ def evaluate(params: Params, *, root: Path = Path("."), echo=print) -> dict[str,
 
     cfg = params.sparse4d
     with tracking.stage_run("evaluate_sparse4d", "sparse4d", cfg.infer, params_prefix="sparse4d.infer.",
-                            experiment_prefix=params.tracking.experiment_prefix):
+                            experiment_prefix=params.tracking.experiment_prefix, pipeline_params=params):
         gt = np.concatenate([gt_rows_from_scene(scene) for scene in val_scenes(root)])
         write_tracks(root / GT_TRACKS, gt)  # so `visionops evaluate hota --gt` can re-score any track file
         predictions, _ = load_tracks(root / TRACKS)
@@ -112,6 +112,7 @@ def evaluate(params: Params, *, root: Path = Path("."), echo=print) -> dict[str,
         atomic.write_text(_parent(root / PER_CLASS_CSV), "\n".join(lines) + "\n")
         log_to_mlflow(result, json_path=root / METRICS, plot_path=root / PER_CLASS_FIGURE)
         overall = result.overall
+        tracking.log_headline_metrics(tracking.headline_from_metrics("sparse4d", {"overall": overall}))
         echo(f"[evaluate_sparse4d] HOTA {overall['HOTA']:.2f} (DetA {overall['DetA']:.2f}, AssA "
              f"{overall['AssA']:.2f}, LocA {overall['LocA']:.2f}) on {len(gt)} GT rows, {len(predictions)} predicted")
     return {"HOTA": overall["HOTA"], "DetA": overall["DetA"], "AssA": overall["AssA"], "LocA": overall["LocA"]}

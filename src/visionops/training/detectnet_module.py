@@ -103,13 +103,21 @@ class DetectNetModule(L.LightningModule):
     # -- validation ----------------------------------------------------------------------------------
     def detect(self, images: torch.Tensor) -> list[np.ndarray]:
         """Detections per image: (K, 7) ``x1, y1, x2, y2, confidence, class_id, cells`` in input pixels."""
-        cov_logits, bbox = self.model(images)
+        return self._decode(*self.model(images))
+
+    def _decode(self, cov_logits: torch.Tensor, bbox: torch.Tensor) -> list[np.ndarray]:
         width, height = self.config.input_size
         boxes = decode_ltrb(bbox.float(), image_size=(width, height))
         return postprocess_batch(torch.sigmoid(cov_logits.float()), boxes, self.config.clustering)
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        detections = self.detect(batch["image"])
+        cov_logits, bbox = self.model(batch["image"])
+        if "targets" in batch:
+            # The training loss (without L1) on val: a smooth signal while the KPIs are still 0 early in training
+            # (what a reduced-budget sweep sees); comparable across runs with the same loss weights.
+            losses = self.criterion(cov_logits.float(), bbox.float(), batch["targets"])
+            self.log("val/loss", losses["total"], on_step=False, on_epoch=True, batch_size=len(batch["image"]))
+        detections = self._decode(cov_logits, bbox)
         for dets, boxes, labels in zip(detections, batch["boxes"], batch["labels"], strict=True):
             self._predictions.append(np.asarray(dets[:, :6], dtype=np.float64))
             gt = np.concatenate([boxes.cpu().numpy().reshape(-1, 4), labels.cpu().numpy().reshape(-1, 1)], axis=1)

@@ -42,19 +42,19 @@ def test_fresh_ids_for_confident_queries_then_carried_for_cached_ones():
     probs = [[0.9, 0.01, 0.6, 0.02, 0.7, 0.3]]
     ids = bank.cache(feature, anchor, _cls(probs), track=True, id_threshold=0.05)
     assert ids.tolist() == [[0, -1, 1, -1, 2, 3]]  # counter order: sample-major, query index ascending
-    assert bank.cached_ids.tolist() == [[0, 2, 1]]  # top-3 confidences 0.9, 0.7, 0.6
-    torch.testing.assert_close(bank.cached_feature, feature[:, [0, 4, 2]])
+    assert bank.cached_ids.tolist() == [[0, 1, 2]]  # top-3 confidences 0.9, 0.7, 0.6, kept in query order
+    torch.testing.assert_close(bank.cached_feature, feature[:, [0, 2, 4]])
 
     frame = bank.get(1, torch.tensor([1 / 30]), ["s"])
     assert frame.mask.tolist() == [True]
     torch.testing.assert_close(frame.time_interval, torch.tensor([1 / 30]))
     new_feature, new_anchor = _frame_features(offset=100.0)
     mixed_f, mixed_a = bank.update(new_feature, new_anchor, _cls([[0.1, 0.2, 0.3, 0.9, 0.8, 0.05]]))
-    # cached first (in cache order), then the top N - T = 3 current ones by max logit.
-    torch.testing.assert_close(mixed_f, torch.cat([feature[:, [0, 4, 2]], new_feature[:, [3, 4, 2]]], dim=1))
+    # cached first (in cache order), then the top N - T = 3 current ones by max logit, in query order.
+    torch.testing.assert_close(mixed_f, torch.cat([feature[:, [0, 2, 4]], new_feature[:, [2, 3, 4]]], dim=1))
     assert mixed_a.shape == (1, N, 11)
     ids = bank.cache(mixed_f, mixed_a, _cls([[0.5, 0.01, 0.5, 0.9, 0.02, 0.01]]), track=True, id_threshold=0.05)
-    assert ids.tolist() == [[0, 2, 1, 4, -1, -1]]  # 0..T-1 inherit (even below threshold); one fresh id
+    assert ids.tolist() == [[0, 1, 2, 4, -1, -1]]  # 0..T-1 inherit (even below threshold); one fresh id
     assert bank.next_id == 5
 
 
@@ -68,8 +68,9 @@ def test_cache_keeps_decayed_confidence_of_carried_instances():
     f2, a2 = bank.update(feature, anchor, _cls([[0.1] * N]))
     # Now: carried slots score 0.05 but keep 0.8 * previous; a new slot at 0.65 beats the decayed 0.56.
     bank.cache(f2, a2, _cls([[0.05, 0.05, 0.05, 0.65, 0.1, 0.1]]))
-    torch.testing.assert_close(bank.confidence, torch.tensor([[0.72, 0.65, 0.64]]))
-    torch.testing.assert_close(bank.cached_feature, f2[:, [0, 3, 1]])
+    # The top 3 (0.72, 0.65, 0.64) are kept in query order.
+    torch.testing.assert_close(bank.confidence, torch.tensor([[0.72, 0.64, 0.65]]))
+    torch.testing.assert_close(bank.cached_feature, f2[:, [0, 1, 3]])
 
 
 def test_scene_change_resets_but_keeps_the_id_counter():

@@ -150,8 +150,13 @@ class Sparse4DDecoder(nn.Module):
                     feature = decoupled_attention(layer, self.fc_before, self.fc_after, feature, anchor_embed,
                                                   attn_mask=attn_mask)
                 else:
-                    feature = decoupled_attention(layer, self.fc_before, self.fc_after, feature, anchor_embed,
-                                                  temp_feature, temp_embed, temp_feature)
+                    temporal = decoupled_attention(layer, self.fc_before, self.fc_after, feature, anchor_embed,
+                                                   temp_feature, temp_embed, temp_feature)
+                    if frame.cold_fallback:
+                        cold = decoupled_attention(layer, self.fc_before, self.fc_after, feature, anchor_embed,
+                                                   attn_mask=attn_mask)
+                        temporal = torch.where(frame.mask[:, None, None], temporal, cold)
+                    feature = temporal
             elif op == "gnn":
                 feature = decoupled_attention(layer, self.fc_before, self.fc_after, feature, anchor_embed,
                                               value=feature, attn_mask=attn_mask)

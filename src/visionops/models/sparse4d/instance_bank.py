@@ -43,6 +43,9 @@ class BankFrame:
     temp_anchor: Tensor | None  # (B, T, 11) cached anchors projected to the current time
     time_interval: Tensor  # (B,) seconds, the default where unknown / zero / invalid
     mask: Tensor  # (B,) bool, cache valid for the sample
+    # Exported graphs always receive a cache (zeros on a cold start): they run the temporal attention and the
+    # cold-start self-attention both and pick per sample by ``mask``, which eager code decides in Python.
+    cold_fallback: bool = False
 
 
 def lattice_anchors(num_anchor: int, half_extent_m: float = 10.0, height_m: float = 0.9) -> Tensor:
@@ -78,6 +81,39 @@ def project_anchors(anchor: Tensor, dt: Tensor, prev_to_cur: Tensor | None = Non
         heading = (rot[..., :2, :2] @ torch.cat([cos, sin], dim=-1)[..., None]).squeeze(-1)
         cos, sin = heading[..., :1], heading[..., 1:]
     return torch.cat([center, anchor[..., LOG_SIZE], sin, cos, vel], dim=-1)
+
+
+def merge_temporal(instance_feature: Tensor, anchor: Tensor, cls_logits: Tensor, cached_feature: Tensor,
+                   cached_anchor: Tensor, valid: Tensor, num_anchor: int) -> tuple[Tensor, Tensor]:
+    """The bank's update step as a pure function (also traced into the exported graph).
+
+    Per sample where ``valid``: the T cached instances first, then the top ``num_anchor - T`` current ones by
+    max class logit; elsewhere the current instances unchanged. Queries after ``num_anchor`` (DN) pass through.
+
+    Args:
+        instance_feature: (B, N + M, C); anchor: (B, N + M, 11); cls_logits: (B, N + M, num_classes).
+        cached_feature: (B, T, C); cached_anchor: (B, T, 11), already projected to the current time.
+        valid: (B,) bool.
+        num_anchor: N.
+    """
+    n, t = num_anchor, cached_feature.shape[1]
+    confidence = cls_logits[:, :n].max(dim=-1).values
+    # Queries that see nothing have identical logits, so the tie-break must not depend on the backend: lower index
+    # first. ONNX TopK guarantees that; torch.topk does not, so eager code sorts stably (no ONNX translation).
+    if torch.compiler.is_exporting() or torch.onnx.is_in_onnx_export():
+        index = confidence.topk(n - t, dim=1).indices
+    else:
+        index = torch.sort(confidence, dim=1, descending=True, stable=True).indices[:, :n - t]
+    # Keep the chosen queries in query order, not rank order: the decoder is permutation-equivariant, and fresh
+    # ids are numbered in slot order, so two near-equal logits that swap rank on another backend (1e-6 apart)
+    # would otherwise swap ids.
+    index = index.sort(dim=1).values
+    feature = torch.cat([cached_feature.to(instance_feature.dtype), _gather(instance_feature[:, :n], index)], dim=1)
+    box = torch.cat([cached_anchor.to(anchor.dtype), _gather(anchor[:, :n], index)], dim=1)
+    keep = valid[:, None, None]
+    feature = torch.where(keep, feature, instance_feature[:, :n])
+    box = torch.where(keep, box, anchor[:, :n])
+    return torch.cat([feature, instance_feature[:, n:]], dim=1), torch.cat([box, anchor[:, n:]], dim=1)
 
 
 class InstanceBank(nn.Module):
@@ -185,16 +221,8 @@ class InstanceBank(nn.Module):
         """
         if self.cached_feature is None or self.mask is None:
             return instance_feature, anchor
-        n = self.num_anchor
-        confidence = cls_logits[:, :n].max(dim=-1).values
-        index = confidence.topk(n - self.num_temp_instances, dim=1).indices
-        feature = torch.cat([self.cached_feature.to(instance_feature.dtype),
-                             _gather(instance_feature[:, :n], index)], dim=1)
-        box = torch.cat([self.cached_anchor.to(anchor.dtype), _gather(anchor[:, :n], index)], dim=1)
-        valid = self.mask[:, None, None]
-        feature = torch.where(valid, feature, instance_feature[:, :n])
-        box = torch.where(valid, box, anchor[:, :n])
-        return torch.cat([feature, instance_feature[:, n:]], dim=1), torch.cat([box, anchor[:, n:]], dim=1)
+        return merge_temporal(instance_feature, anchor, cls_logits, self.cached_feature, self.cached_anchor,
+                              self.mask, self.num_anchor)
 
     @torch.no_grad()
     def cache(self, instance_feature: Tensor, anchor: Tensor, cls_logits: Tensor, track: bool = False,
@@ -216,8 +244,9 @@ class InstanceBank(nn.Module):
             carried = torch.maximum(self.confidence * self.confidence_decay, probability[:, :t])
             carried = torch.where(self.mask[:, None], carried, probability[:, :t])
             confidence = torch.cat([carried, probability[:, t:]], dim=1)
-        # Stable sort: ties keep the lower index, like TAO deploy's host-side top-k.
-        index = torch.sort(confidence, dim=1, descending=True, stable=True).indices[:, :t]
+        # Stable sort: ties keep the lower index, like TAO deploy's host-side top-k. The kept slots are then put in
+        # query order so a backend's rounding cannot reorder them (see merge_temporal).
+        index = torch.sort(confidence, dim=1, descending=True, stable=True).indices[:, :t].sort(dim=1).values
         ids = self._assign_ids(probability, id_threshold) if track else None
         self.cached_ids = None if ids is None else torch.gather(ids, 1, index)
         self.cached_feature = _gather(instance_feature[:, :n].detach(), index)

@@ -62,7 +62,8 @@ class SparseBox3DDecoder:
         if instance_ids is not None:
             probability, labels = probability.max(dim=-1)  # (B, N)
             k = min(self.num_output, n)
-            cls_scores, query = probability.topk(k, dim=1)
+            # Stable sorts (ties keep the lower query index): the ONNX host decoder gives the same order.
+            cls_scores, query = (x[:, :k] for x in probability.sort(dim=1, descending=True, stable=True))
             labels = torch.gather(labels, 1, query)
         else:
             k = min(self.num_output, n * c)
@@ -71,7 +72,7 @@ class SparseBox3DDecoder:
         scores = cls_scores
         if quality is not None:
             centerness = torch.gather(quality[..., CENTERNESS].float(), 1, query).sigmoid()
-            scores, order = (cls_scores * centerness).sort(dim=1, descending=True)
+            scores, order = (cls_scores * centerness).sort(dim=1, descending=True, stable=True)
             cls_scores, query, labels = (torch.gather(x, 1, order) for x in (cls_scores, query, labels))
         results = []
         for i in range(b):
