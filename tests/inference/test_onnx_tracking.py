@@ -72,3 +72,19 @@ def test_onnx_command_errors(converted_scene, model_and_onnx, tmp_path):
     result = CliRunner().invoke(infer, ["sparse4d", "--onnx", str(broken), "--scene", str(scene), "--out",
                                         str(tmp_path / "x.txt")])
     assert result.exit_code != 0 and "not a valid ONNX model" in result.output
+
+
+def test_int8_calibration_batches_carry_a_real_cache(converted_scene, model_and_onnx):
+    """TensorRT's calibrator sees the temporal inputs as deployed: zero cache on a cold start, real ones after."""
+    from visionops.export.sparse4d_graph import INPUT_NAMES
+    from visionops.pipeline.export import sparse4d_calibration_batches
+
+    _, root, _ = converted_scene
+    _, onnx_path = model_and_onnx
+    batches = list(sparse4d_calibration_batches(onnx_path, root, 3))
+    assert len(batches) == 3 and all(set(b) == set(INPUT_NAMES) for b in batches)
+    assert batches[0]["prev_exists"].tolist() == [0.0] and not batches[0]["input_cached_feature"].any()
+    for later in batches[1:]:
+        assert later["prev_exists"].tolist() == [1.0] and later["interval_mask"].all()
+        assert np.abs(later["input_cached_feature"]).mean() > 0.01
+        assert later["img"].shape[:3] == (1, 2, 3)  # the scene's 2 cameras

@@ -42,7 +42,8 @@ class OnnxSparse4DTracker:
         self.bank = HostInstanceBank(meta["num_anchor"], meta["num_temp_instances"], meta["embed_dims"],
                                      meta["confidence_decay"], meta["max_time_interval"], meta["id_threshold"])
         last = meta["num_decoder"]
-        self._fetch = ["classification2", f"prediction{last}", "quality2", "output_cached_feature",
+        # last-layer outputs the host needs: classification, boxes, quality, and the state to cache
+        self.fetch = ["classification2", f"prediction{last}", "quality2", "output_cached_feature",
                        "output_cached_anchor"]
         self._warned_dt = False
 
@@ -77,7 +78,7 @@ class OnnxSparse4DTracker:
 
     def predict_frame(self, frame: FrameInputs, decoder: SparseBox3DDecoder) -> FramePrediction:
         """One frame: run the graph, update the host bank, decode (``decoder``'s top-k and threshold)."""
-        cls, prediction, quality, feature, anchor = self.session.run(self._fetch, self.feeds(frame))
+        cls, prediction, quality, feature, anchor = self.session.run(self.fetch, self.feeds(frame))
         ids = self.bank.cache(cls, feature, anchor)
         det = decode_tracked(cls[0], prediction[0], quality[0], ids[0], feature[0], decoder.num_output,
                              decoder.score_threshold)

@@ -195,23 +195,29 @@ def _load_sparse4d(path: Path, params: Params):
     return model, meta, wanted
 
 
-def sparse4d_calibration_batches(params: Params, root: Path, batches: int) -> Iterator[dict[str, np.ndarray]]:
-    """INT8 calibration input: consecutive training frames (cold start), one BEV group per batch item."""
-    from visionops.export.host_bank import HostInstanceBank  # noqa: PLC0415
+def sparse4d_calibration_batches(onnx_path: Path, root: Path, batches: int) -> Iterator[dict[str, np.ndarray]]:
+    """INT8 calibration input: consecutive training frames with the cache they really carry.
+
+    The exported graph runs in ONNX Runtime with the host bank, so after the first frame of each scene the cache
+    inputs hold real instance features and anchors: calibrating on zero caches would give the temporal branch a
+    zero dynamic range.
+    """
+    from visionops.export.onnx_tracker import OnnxSparse4DTracker  # noqa: PLC0415
     from visionops.inference.frames import frames_from_ovpkl  # noqa: PLC0415
     from visionops.pipeline.sparse4d import ovpkl_files  # noqa: PLC0415
 
-    cfg = params.sparse4d.architecture()
-    bank = HostInstanceBank(cfg.num_anchor, cfg.num_temp_instances, cfg.embed_dims)
+    tracker = OnnxSparse4DTracker(onnx_path)
     count = 0
     for pkl in ovpkl_files(root, "train"):
-        for frame in frames_from_ovpkl(pkl, root, tuple(cfg.input_size), max_frames=batches):
-            yield {"img": frame.images[None].astype(np.float32),
-                   "projection_mat": frame.projection_mat[None].astype(np.float32),
-                   "image_wh": frame.image_wh[None].astype(np.float32), **bank.inputs([0.0]).feeds()}
+        tracker.reset()
+        for frame in frames_from_ovpkl(pkl, root, tracker.input_size, max_frames=batches):
+            feeds = tracker.feeds(frame)
+            yield feeds
             count += 1
             if count >= batches:
                 return
+            cls, _, _, feature, anchor = tracker.session.run(tracker.fetch, feeds)
+            tracker.bank.cache(cls, feature, anchor, track=False)
 
 
 def _sparse4d_parity(model, path: Path, cameras: int) -> dict[str, Any]:
@@ -280,8 +286,7 @@ def export_sparse4d(params: Params, *, root: Path = Path("."), echo=print) -> di
             "interval_mask": ((1, 1, 1),) * 3,
         }
         report["tensorrt"] = _tensorrt_engines(
-            path, out, shapes, trt, lambda: sparse4d_calibration_batches(params, root, trt.calibration_batches),
-            echo)
+            path, out, shapes, trt, lambda: sparse4d_calibration_batches(path, root, trt.calibration_batches), echo)
         report["run_id"] = run.info.run_id
         _finish(report, out, "sparse4d", settings.registry, echo)
     return report
