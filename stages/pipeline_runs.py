@@ -8,7 +8,7 @@ run is silently missing numbers.
 
 import argparse
 
-from visionops import tracking
+from visionops import pipeline_completion
 from visionops.config import load_params
 
 if __name__ == "__main__":
@@ -16,4 +16,4 @@ if __name__ == "__main__":
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args()
     params = load_params(args.params)
-    tracking.finalize_pipeline_runs(params, experiment_prefix=params.tracking.experiment_prefix)
+    pipeline_completion.finalize_pipeline_runs(params, experiment_prefix=params.tracking.experiment_prefix)

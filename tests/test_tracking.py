@@ -10,7 +10,7 @@ import mlflow
 import pytest
 import yaml
 
-from visionops import tracking
+from visionops import pipeline_completion, tracking
 from visionops.config import Params
 
 
@@ -276,7 +276,7 @@ def test_finalize_names_stages_without_a_run_and_copies_their_metrics(tmp_path, 
     with tracking.stage_run("train_sparse4d", "sparse4d", {}) as train:
         tracking.log_headline_metrics({"params": 1234, "HOTA": 13.0})
     lines: list[str] = []
-    report = tracking.finalize_pipeline_runs(echo=lines.append)
+    report = pipeline_completion.finalize_pipeline_runs(echo=lines.append)
 
     client = mlflow.MlflowClient()
     sparse = client.get_run(report["sparse4d"]["run_id"])
@@ -296,17 +296,17 @@ def test_finalize_names_stages_without_a_run_and_copies_their_metrics(tmp_path, 
     assert data.data.tags[tracking.RESTORED_FROM_TAG] == "data/raw/manifest.json"
     assert any("evaluate_sparse4d" in line and "run-cache" in line for line in lines)
     # idempotent: a second call finds the same runs and copies nothing new
-    again = tracking.finalize_pipeline_runs(echo=lines.append)
+    again = pipeline_completion.finalize_pipeline_runs(echo=lines.append)
     assert {f: r["run_id"] for f, r in again.items()} == {f: r["run_id"] for f, r in report.items()}
     assert not any(r["created"] or r["copied"] for r in again.values())
 
 
 def test_stage_family_by_name():
-    assert tracking.stage_family("download") == "data"
-    assert tracking.stage_family("retrain") == "detectnet_v2"
-    assert tracking.stage_family("export@sparse4d") == "sparse4d"
-    assert tracking.stage_family("profile_detectnet") == "detectnet_v2"
-    assert tracking.stage_family("something_else") is None
+    assert pipeline_completion.stage_family("download") == "data"
+    assert pipeline_completion.stage_family("retrain") == "detectnet_v2"
+    assert pipeline_completion.stage_family("export@sparse4d") == "sparse4d"
+    assert pipeline_completion.stage_family("profile_detectnet") == "detectnet_v2"
+    assert pipeline_completion.stage_family("something_else") is None
 
 
 # --------------------------------------------------------------------------------------------------

@@ -15,8 +15,9 @@
   stage computes the same :func:`pipeline_key` (git commit + a hash of the uncommitted code changes, the
   family's params digest, ``DVC_EXP_NAME``), finds the pipeline run tagged with it or creates it. Stages
   log headline numbers with :func:`log_headline_metrics`. Stages DVC does not run (restored from its
-  run-cache, or already up to date) get no child run; :func:`finalize_pipeline_runs` (the last DVC stage,
-  ``pipeline_runs``) names them on the pipeline run and copies their numbers from ``metrics/*.json``.
+  run-cache, or already up to date) get no child run; the last DVC stage, ``pipeline_runs``
+  (:mod:`visionops.pipeline_completion`), names them on the pipeline run and copies their numbers from
+  ``metrics/*.json`` (:mod:`visionops.headline` picks them).
 """
 
 from __future__ import annotations
@@ -35,6 +36,14 @@ from typing import TYPE_CHECKING, Any
 
 from visionops import __version__
 from visionops.config import digest, flatten
+from visionops.headline import (  # noqa: F401  (re-exported: stages call tracking.headline_from_metrics ...)
+    HEADLINE_METRICS,
+    data_headline,
+    headline_from_files,
+    headline_from_metrics,
+    headline_params,
+    numeric,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     import mlflow
@@ -186,7 +195,6 @@ RUN_KIND_TAG = "visionops.run_kind"  # "pipeline" or "stage"
 PIPELINE_KEY_TAG = "visionops.pipeline_key"
 RESTORED_STAGES_TAG = "visionops.restored_stages"
 RESTORED_FROM_TAG = "visionops.restored_metrics_from"
-PIPELINE_STAGE = "pipeline_runs"  # the last DVC stage: finalize_pipeline_runs
 
 # Top-level params sections owned by one model family: a change there starts a new pipeline run of that
 # family only (a DetectNet_v2 learning rate must not split the Sparse4D runs).
@@ -197,20 +205,6 @@ NEUTRAL_SECTIONS = ("tracking", "sweep")
 # Files a pipeline rewrites while it runs, and params.yaml (its values are in the params digest already):
 # none of them is a code change.
 NOT_CODE = ("dvc.lock", "params.yaml", "metrics", "plots", "mlruns", "**/.gitignore")
-STAGE_FAMILIES = {"download": "data", "convert": "data", "prune": "detectnet_v2", "retrain": "detectnet_v2"}
-
-# DVC metric files -> headline metrics of a pipeline run: {family: (file, {headline name: dotted key})}.
-# The evaluate stages log these same names, so a pipeline run looks the same whether its evaluate stage ran
-# or was restored from DVC's run-cache (then finalize_pipeline_runs copies them from the file).
-HEADLINE_METRICS = {
-    "sparse4d": ("metrics/sparse4d.json", {name: f"overall.{name}" for name in
-                                           ("HOTA", "DetA", "AssA", "LocA", "MOTA", "IDF1")}),
-    "detectnet_v2": ("metrics/detectnet_v2.json", {
-        "mAP": "retrained.mAP_integrated", "mAP_11": "retrained.mAP_11", "precision": "retrained.precision",
-        "recall": "retrained.recall", "accuracy": "retrained.accuracy", "params": "retrained.params",
-        "phase1.mAP": "phase1.mAP_integrated", "phase1.precision": "phase1.precision",
-        "phase1.recall": "phase1.recall", "phase1.params": "phase1.params"}),
-}
 
 
 @dataclass(frozen=True)
@@ -228,7 +222,7 @@ class PipelineRun:
 _OPEN_PIPELINES: list[PipelineRun | None] = []
 
 
-def _params_dict(params: BaseModel | Mapping[str, Any] | None) -> dict[str, Any]:
+def params_as_dict(params: BaseModel | Mapping[str, Any] | None) -> dict[str, Any]:
     """The whole params as plain data: the given object, else ``params.yaml`` of the working directory."""
     if params is not None:
         return params.model_dump(mode="json") if hasattr(params, "model_dump") else dict(params)
@@ -286,48 +280,10 @@ def pipeline_key(family: str, params: BaseModel | Mapping[str, Any] | None = Non
     ``DVC_EXP_NAME``; the key is their hash. Stages run as separate processes under ``dvc repro``, so this
     shared value, stored as a tag, is how they find the same pipeline run.
     """
-    parts = {**code_state(cwd), "params": digest(family_params(family, _params_dict(params))),
+    parts = {**code_state(cwd), "params": digest(family_params(family, params_as_dict(params))),
              "exp_name": os.environ.get("DVC_EXP_NAME", ""), "family": family}
     blob = json.dumps(parts, sort_keys=True).encode()
     return hashlib.sha256(blob).hexdigest()[:20], parts
-
-
-def _size(value: Any) -> str:
-    return "x".join(str(v) for v in value) if isinstance(value, list | tuple) else str(value)
-
-
-def headline_params(family: str, params: Mapping[str, Any]) -> dict[str, str]:
-    """Short-named params of a pipeline run (preset, backbone, resolution, lr, epochs, ...) for the compare view."""
-
-    def get(dotted: str) -> Any:
-        return _lookup(params, dotted)
-
-    data = {"data.source": get("data.source"), "data.scenes": get("data.synthetic.scenes"),
-            "data.cameras": get("data.synthetic.cameras"), "data.frames": get("data.synthetic.frames")}
-    if family == "sparse4d":
-        preset = get("sparse4d.preset")
-        backbone, size = get("sparse4d.model.backbone"), get("sparse4d.input_size")
-        with contextlib.suppress(Exception):  # an unknown preset: the stage itself reports it
-            from visionops.models.sparse4d.presets import get_preset  # noqa: PLC0415
-
-            base = get_preset(preset)
-            backbone, size = backbone or base.backbone, size or base.input_size
-        out = {"preset": preset, "backbone": backbone, "resolution": _size(size) if size else None,
-               "num_anchor": get("sparse4d.num_anchor"), "lr": get("sparse4d.train.lr"),
-               "epochs": get("sparse4d.train.epochs"), "batch_size": get("sparse4d.train.batch_size"),
-               "steps_per_epoch": get("sparse4d.train.steps_per_epoch"), **data}
-    elif family == "detectnet_v2":
-        size = get("detectnet_v2.input_size")
-        out = {"backbone": get("detectnet_v2.arch"), "resolution": _size(size) if size else None,
-               "lr": get("detectnet_v2.train.max_lr"), "epochs": get("detectnet_v2.train.epochs"),
-               "batch_size": get("detectnet_v2.train.batch_size"), "retrain.lr": get("detectnet_v2.retrain.max_lr"),
-               "retrain.epochs": get("detectnet_v2.retrain.epochs"), "prune.threshold": get("prune.threshold"),
-               "postprocess": get("detectnet_v2.postprocess.algorithm"), **data}
-    else:
-        out = {**data, "width": get("data.synthetic.width"), "height": get("data.synthetic.height"),
-               "convert.fps": get("convert.fps"), "convert.resize": get("convert.resize"),
-               "convert.bev_groups": get("convert.bev_groups.mode")}
-    return {k: _param_value(v) for k, v in out.items() if v is not None}
 
 
 def _find_pipeline_runs(client, experiment_id: str, key: str) -> list:
@@ -353,7 +309,7 @@ def pipeline_run(family: str, params: BaseModel | Mapping[str, Any] | None = Non
     setup(prefix=experiment_prefix)
     client = mlflow.MlflowClient()
     experiment_id = ensure_experiment(experiment_name(family, experiment_prefix), family=family)
-    data = _params_dict(params)
+    data = params_as_dict(params)
     key, parts = pipeline_key(family, data)
     found = _find_pipeline_runs(client, experiment_id, key)
     if found:
@@ -371,7 +327,7 @@ def pipeline_run(family: str, params: BaseModel | Mapping[str, Any] | None = Non
     run = client.create_run(experiment_id, run_name=f"{family} {label}", tags=tags)
     # the headline params under short names, then every param the family depends on (the compare view's
     # "show diff only" finds whatever else two variants changed)
-    flat = {**headline_params(family, data),
+    flat = {**{k: _param_value(v) for k, v in headline_params(family, data).items()},
             **{k: _param_value(v) for k, v in flatten(family_params(family, data)).items()}}
     items = [Param(k, v) for k, v in flat.items()]
     for i in range(0, len(items), 100):  # MLflow caps one batch at 100 params
@@ -390,15 +346,6 @@ def current_pipeline_run() -> PipelineRun | None:
     return _OPEN_PIPELINES[-1] if _OPEN_PIPELINES else None
 
 
-def _numeric(metrics: Mapping[str, Any]) -> dict[str, float]:
-    out = {}
-    for name, value in metrics.items():
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            continue
-        out[name] = float(value)
-    return out
-
-
 def log_headline_metrics(metrics: Mapping[str, Any], *, run_id: str | None = None) -> bool:
     """Log headline numbers (HOTA, mAP, params, latency, ...) on the pipeline run of the open stage.
 
@@ -415,140 +362,10 @@ def log_headline_metrics(metrics: Mapping[str, Any], *, run_id: str | None = Non
             return False
         run_id = current.run_id
     now = int(time.time() * 1000)
-    batch = [Metric(name, value, now, 0) for name, value in _numeric(metrics).items()]
+    batch = [Metric(name, value, now, 0) for name, value in numeric(metrics).items()]
     for i in range(0, len(batch), 1000):
         mlflow.MlflowClient().log_batch(run_id, metrics=batch[i : i + 1000])
     return bool(batch)
-
-
-def _lookup(data: Any, dotted: str) -> Any:
-    for part in dotted.split("."):
-        if not isinstance(data, Mapping) or part not in data:
-            return None
-        data = data[part]
-    return data
-
-
-def headline_from_metrics(family: str, data: Mapping[str, Any]) -> dict[str, float]:
-    """The headline metrics of ``family`` picked from its DVC metrics file's content (see HEADLINE_METRICS)."""
-    if family not in HEADLINE_METRICS:
-        return {}
-    _, names = HEADLINE_METRICS[family]
-    return _numeric({name: _lookup(data, dotted) for name, dotted in names.items()})
-
-
-def data_headline(manifest: Mapping[str, Any]) -> dict[str, float]:
-    """Headline numbers of the ``data`` family from ``data/raw/manifest.json``."""
-    scenes = manifest.get("scenes") or []
-    return {"scenes": float(len(scenes)), "cameras": float(sum(len(s["cameras"]) for s in scenes)),
-            "camera_frames": float(sum(len(s["cameras"]) * (s.get("frames") or 0) for s in scenes)),
-            "gt_objects": float(sum(s.get("gt_objects") or 0 for s in scenes))}
-
-
-def _family_metric_files(family: str, root: Path) -> list[Path]:
-    """``metrics/<family>.json`` and the ``metrics/*.json`` of other stages of the family (name mentions it)."""
-    files = sorted((root / "metrics").glob("*.json")) if (root / "metrics").is_dir() else []
-    return [f for f in files if f.stem == family or family in f.stem.split("_") or f.stem.endswith(f"_{family}")
-            or f.stem.startswith(f"{family}_")]
-
-
-def _generic_headline(data: Mapping[str, Any]) -> dict[str, float]:
-    """Numeric leaves of another stage's metrics file (per-class / per-scene breakdowns left out)."""
-    flat = flatten(data)
-    return _numeric({k: v for k, v in flat.items() if "per_class" not in k and "per_scene" not in k})
-
-
-def headline_from_files(family: str, root: Path, params: Mapping[str, Any]) -> tuple[dict[str, float], list[str]]:
-    """``(metrics, files)``: the family's headline metrics as its DVC outputs on disk hold them now."""
-    metrics: dict[str, float] = {}
-    used: list[str] = []
-    if family == "data":
-        raw = Path(_lookup(params, "data.raw_dir") or "data/raw")
-        manifest = (raw if raw.is_absolute() else root / raw) / "manifest.json"
-        if manifest.is_file():
-            metrics.update(data_headline(json.loads(manifest.read_text())))
-            used.append(manifest.relative_to(root).as_posix() if manifest.is_relative_to(root) else str(manifest))
-        return metrics, used
-    main = HEADLINE_METRICS.get(family, (None, {}))[0]
-    for path in _family_metric_files(family, root):
-        content = json.loads(path.read_text())
-        rel = path.relative_to(root).as_posix()
-        picked = headline_from_metrics(family, content) if rel == main else _generic_headline(content)
-        metrics.update({k: v for k, v in picked.items() if k not in metrics})
-        used.append(rel)
-    return metrics, used
-
-
-def stage_family(stage: str) -> str | None:
-    """Experiment family of a DVC stage by its name (``*sparse4d*``, ``*detectnet*``, download/convert...)."""
-    base = stage.split("@", 1)[0]
-    if base in STAGE_FAMILIES:
-        return STAGE_FAMILIES[base]
-    for family in ("sparse4d", "detectnet_v2", "detectnet"):
-        if family in stage:
-            return "detectnet_v2" if family == "detectnet" else family
-    return None
-
-
-def pipeline_stages(root: Path) -> list[str]:
-    """Stage names of ``dvc.yaml`` (``foreach``/``matrix`` stages as expanded in ``dvc.lock``)."""
-    import yaml  # noqa: PLC0415
-
-    names: set[str] = set()
-    for name, loader in (("dvc.yaml", "stages"), ("dvc.lock", "stages")):
-        path = root / name
-        if path.is_file():
-            content = yaml.safe_load(path.read_text()) or {}
-            for stage, body in (content.get(loader) or {}).items():
-                templated = isinstance(body, Mapping) and ("foreach" in body or "matrix" in body)
-                if not templated:
-                    names.add(stage)
-    return sorted(names)
-
-
-def finalize_pipeline_runs(params: BaseModel | Mapping[str, Any] | None = None, *, root: Path = Path("."),
-                           experiment_prefix: str = "", echo=print) -> dict[str, dict[str, Any]]:
-    """Complete the pipeline run of each family for this execution (the ``pipeline_runs`` DVC stage).
-
-    DVC restores a stage whose command, deps and params it has seen before from its run-cache without running
-    it, and skips stages that are up to date: those have no child run under this execution's pipeline run.
-    For each family this names them in the ``visionops.restored_stages`` tag, copies the headline metrics
-    that are missing from the family's DVC outputs (``metrics/*.json``, ``data/raw/manifest.json``), names
-    those files in ``visionops.restored_metrics_from``, and returns what it did per family.
-    """
-    import mlflow  # noqa: PLC0415
-
-    data = _params_dict(params)
-    root = Path(root)
-    families: dict[str, list[str]] = {}
-    for stage in pipeline_stages(root):
-        family = stage_family(stage)
-        if family and stage != PIPELINE_STAGE:
-            families.setdefault(family, []).append(stage)
-    setup(prefix=experiment_prefix)  # before the client: it binds the tracking URI when created
-    client = mlflow.MlflowClient()
-    report: dict[str, dict[str, Any]] = {}
-    for family, stages in sorted(families.items()):
-        pipe = pipeline_run(family, data, experiment_prefix=experiment_prefix)
-        children = client.search_runs([pipe.experiment_id],
-                                      filter_string=f"tags.`mlflow.parentRunId` = '{pipe.run_id}'", max_results=1000)
-        ran = {c.data.tags.get("dvc.stage") for c in children if c.info.status == "FINISHED"}
-        restored = sorted(set(stages) - ran)
-        existing = client.get_run(pipe.run_id).data.metrics
-        from_files, files = headline_from_files(family, root, data)
-        copied = {k: v for k, v in from_files.items() if k not in existing}
-        if copied:
-            log_headline_metrics(copied, run_id=pipe.run_id)
-        client.set_tag(pipe.run_id, RESTORED_STAGES_TAG, ",".join(restored))
-        client.set_tag(pipe.run_id, RESTORED_FROM_TAG, ",".join(files) if copied else "")
-        client.set_tag(pipe.run_id, "visionops.stages", ",".join(sorted(stages)))
-        client.set_terminated(pipe.run_id, "FINISHED")
-        report[family] = {"run_id": pipe.run_id, "created": pipe.created, "ran": sorted(ran & set(stages)),
-                          "restored": restored, "copied": sorted(copied)}
-        note = (f"; not run here (DVC run-cache or up to date): {', '.join(restored)}, metrics copied from "
-                f"{', '.join(files) or 'nothing'}") if restored else ""
-        echo(f"[{PIPELINE_STAGE}] {family}: pipeline run {pipe.run_id}, {len(ran & set(stages))} stage runs{note}")
-    return report
 
 
 @contextlib.contextmanager

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import DETECTNET_SIZE
+from profiling_helpers import DETECTNET_SIZE
 
 from visionops.profiling.curve import PointSkipped, profile_curves
 from visionops.profiling.detectnet import DetectNetWorkload, batches, load_images

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from click.testing import CliRunner
-from conftest import DETECTNET_SIZE
+from profiling_helpers import DETECTNET_SIZE
 
 from visionops.cli import main
 from visionops.profiling.device import detect_device

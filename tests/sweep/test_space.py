@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import optuna
 import pytest
-from conftest import detectnet_params
+from sweep_helpers import detectnet_params
 
 from visionops.config import ConfigError, Params, parse_override, validate_params
 from visionops.sweep.space import (

@@ -7,7 +7,7 @@ import importlib.util
 import mlflow
 import optuna
 import pytest
-from conftest import detectnet_params
+from sweep_helpers import detectnet_params
 
 from visionops.config import ConfigError
 from visionops.sweep.storage import ENV_STORAGE, StorageError, mask, open_storage, storage_url

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import yaml
 from click.testing import CliRunner
-from conftest import detectnet_params
+from sweep_helpers import detectnet_params
 
 from visionops.cli import main
 

@@ -14,7 +14,7 @@ import mlflow
 import optuna
 import pytest
 import yaml
-from conftest import detectnet_params
+from sweep_helpers import detectnet_params
 
 from visionops.config import load_params
 from visionops.sweep.runner import run_sweep

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import mlflow
 import pytest
-from conftest import sparse4d_params
+from sweep_helpers import sparse4d_params
 
 from visionops.sweep.runner import prepare, run_sweep
 

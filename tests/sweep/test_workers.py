@@ -8,7 +8,7 @@ import time
 
 import mlflow
 import optuna
-from conftest import detectnet_params
+from sweep_helpers import detectnet_params
 
 from visionops.sweep.runner import _worker_main, prepare, run_sweep
 

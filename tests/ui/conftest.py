@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
+from ui_helpers import VARIANTS
 
 from visionops import tracking
 from visionops.config import Params
-
-# Two variants of each model: what `dvc exp run -S ...` twice would record (values picked to be easy to spot).
-VARIANTS = [
-    {"name": "lr2e-4", "sparse4d_lr": 2e-4, "detectnet_lr": 1e-3, "HOTA": 31.25, "mAP": 0.375},
-    {"name": "lr5e-4", "sparse4d_lr": 5e-4, "detectnet_lr": 3e-3, "HOTA": 47.75, "mAP": 0.875},
-]
 
 
 def _git(repo: Path, *args: str) -> None:
@@ -65,10 +59,3 @@ def tracked_repo(tmp_path, monkeypatch) -> tuple[Path, dict[str, list[str]]]:
     monkeypatch.delenv("MLFLOW_TRACKING_URI")
     tracking._configured.cache_clear()
     return repo, record_pipeline_runs(repo)
-
-
-def find_chromium() -> tuple[str, str] | None:
-    """(browser, chromedriver) from the system (Debian's chromium + chromium-driver), or None."""
-    browser = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
-    driver = shutil.which("chromedriver")
-    return (browser, driver) if browser and driver else None

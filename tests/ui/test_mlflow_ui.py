@@ -19,7 +19,7 @@ from pathlib import Path
 
 import mlflow
 import pytest
-from conftest import VARIANTS, find_chromium
+from ui_helpers import VARIANTS, find_chromium
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts"
