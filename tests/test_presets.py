@@ -42,6 +42,7 @@ def test_apply_keeps_comments_reports_changes_and_is_idempotent(params_file):
     params = load_params(params_file)
     assert list(params.detectnet_v2.input_size) == [960, 544]
     assert params.detectnet_v2.train.epochs == 120
+    assert params.prune.threshold == 0.1 and params.detectnet_v2.augment.zoom_max == 1.0  # TAO's values
     assert apply_preset("dashcamnet", params_file) == {}
     assert params_file.read_text(encoding="utf-8") == after
 

@@ -42,6 +42,10 @@ def test_train_prune_retrain_evaluate_chain(tmp_path):
     saved = json.loads((tmp_path / detectnet.METRICS).read_text())
     assert saved == json.loads(json.dumps(metrics))
     assert set(saved) == {"phase1", "retrained"} and saved["retrained"]["params"] == report["params_after"]
+    # TAO's evaluation_box_config (20 x 10 px) keeps every toy box (>= 24 x 32), so both scorings agree.
+    assert saved["phase1"]["evaluation_box"] == {"min_height": 20.0, "min_width": 10.0}
+    assert saved["phase1"]["all_sizes"]["mAP_integrated"] == saved["phase1"]["mAP_integrated"]
+    assert saved["retrained"]["all_sizes"]["TP"] == saved["retrained"]["TP"]
     assert (tmp_path / "plots/detectnet_v2/pr_retrained.csv").read_text().startswith("class,recall,precision")
     assert (tmp_path / detectnet.PR_FIGURE).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -52,6 +56,7 @@ def test_train_prune_retrain_evaluate_chain(tmp_path):
     assert all(r.info.status == "FINISHED" for r in runs)
     train_run = next(r for r in runs if r.data.tags["visionops.stage"] == "train_detectnet")
     assert "train/loss_epoch" in train_run.data.metrics and "val/mAP" in train_run.data.metrics
+    assert train_run.data.tags["precision"] in ("32-true", "bf16-mixed")
     samples = mlflow.artifacts.list_artifacts(run_id=train_run.info.run_id, artifact_path="samples")
     assert len(samples) >= 2  # one detections image per validation epoch
 

@@ -131,7 +131,7 @@ def _check_pipeline_runs(db: Path, kpis: dict) -> None:
         elif family == "detectnet_v2":
             m_ap = kpis["retrained"]["mAP_integrated"]  # None when the val split has no box of any class
             assert metrics.get("mAP") == (None if m_ap is None else pytest.approx(m_ap))
-            assert metrics["params"] == kpis["retrained"]["params"] and params["prune.threshold"] == "0.1"
+            assert metrics["params"] == kpis["retrained"]["params"] and params["prune.threshold"] == "0.87"
         else:
             assert metrics["scenes"] == 2 and metrics["camera_frames"] == 24
 

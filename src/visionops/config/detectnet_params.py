@@ -62,6 +62,14 @@ class DetectNetPostprocessParams(Section):
     nms_confidence_threshold: float = Field(0.2, ge=0)
 
 
+class DetectNetEvalBoxParams(Section):
+    """TAO ``evaluation_box_config``: GT boxes *and* detections smaller than this (network-input pixels) are left
+    out of the KPIs, for every class. TAO's specs use 20 / 10; 0 / 0 scores every box."""
+
+    min_height: float = Field(20.0, ge=0, description="pixels of the network input")
+    min_width: float = Field(10.0, ge=0, description="pixels of the network input")
+
+
 class DetectNetParams(Section):
     """DetectNet_v2 (DashCamNet recipe): phase-1 training, pruning (``prune``), phase-2 retraining, KPIs."""
 
@@ -73,6 +81,8 @@ class DetectNetParams(Section):
     pretrained: str | None = Field(None, description="torchvision ImageNet ResNet weights file (.pth); null = scratch")
     seed: int = 0
     workers: int = Field(2, ge=0, description="DataLoader worker processes")
+    precision: Literal["auto", "32-true", "bf16-mixed"] = Field(
+        "auto", description="auto = bf16 autocast on CUDA and on CPUs with native bf16 (AVX512-BF16/AMX), else fp32")
     class_weights: list[float] | None = None
     objective_weights: tuple[float, float] = Field((1.0, 10.0), description="(coverage, bbox) initial weights")
     coverage_foreground_weight: float = Field(0.5, ge=0, le=1, description="TAO 0.05 (with ImageNet weights "
@@ -84,6 +94,7 @@ class DetectNetParams(Section):
     retrain: DetectNetOptimParams = Field(default_factory=lambda: DetectNetOptimParams(epochs=6, l1_weight=0.0))
     postprocess: DetectNetPostprocessParams = Field(default_factory=DetectNetPostprocessParams)
     iou_threshold: float = Field(0.5, gt=0, le=1, description="KPI matching IoU (the DashCamNet card: 0.5)")
+    evaluation_box: DetectNetEvalBoxParams = Field(default_factory=DetectNetEvalBoxParams)
     score_threshold: float = Field(0.3, ge=0, description="confidence for precision/recall/accuracy")
 
     @field_validator("input_size")

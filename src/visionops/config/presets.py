@@ -51,6 +51,12 @@ PRESETS: dict[str, Preset] = {
             "detectnet_v2.retrain.batch_size": 8,
             "detectnet_v2.retrain.max_lr": 5.0e-4,
             "detectnet_v2.retrain.validate_every": 10,
+            # TAO's KITTI-spec augmentation and prune threshold: with ImageNet weights and 120 epochs of L1 the
+            # filter norms spread out, so the default -pth works (the CPU default's 0.87 would cut far too much).
+            "detectnet_v2.augment.zoom_min": 1.0,
+            "detectnet_v2.augment.zoom_max": 1.0,
+            "detectnet_v2.augment.translate_max": 8.0,
+            "prune.threshold": 0.1,
             "convert.kitti.frame_step": 1,
         },
     ),
@@ -67,6 +73,12 @@ PRESETS: dict[str, Preset] = {
             "detectnet_v2.train.validate_every": 10,
             "detectnet_v2.retrain.epochs": 120,
             "detectnet_v2.retrain.validate_every": 10,
+            # TAO's KITTI-spec augmentation and prune threshold: with ImageNet weights and 120 epochs of L1 the
+            # filter norms spread out, so the default -pth works (the CPU default's 0.87 would cut far too much).
+            "detectnet_v2.augment.zoom_min": 1.0,
+            "detectnet_v2.augment.zoom_max": 1.0,
+            "detectnet_v2.augment.translate_max": 8.0,
+            "prune.threshold": 0.1,
             "convert.kitti.frame_step": 1,
         },
     ),

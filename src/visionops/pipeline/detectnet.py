@@ -45,7 +45,8 @@ def train_config(net: DetectNetParams, optim: DetectNetOptimParams):
         annealing=optim.annealing, l1_weight=optim.l1_weight, coverage_foreground_weight=net.coverage_foreground_weight,
         class_weights=net.class_weights, objective_weights=tuple(net.objective_weights),
         clustering=ClusteringConfig(**net.postprocess.model_dump()), iou_threshold=net.iou_threshold,
-        score_threshold=net.score_threshold,
+        score_threshold=net.score_threshold, eval_min_height=net.evaluation_box.min_height,
+        eval_min_width=net.evaluation_box.min_width,
     )
 
 
@@ -131,6 +132,7 @@ def fit(params: Params, *, phase: str, root: Path = Path("."), echo=print) -> di
     from visionops import tracking  # noqa: PLC0415
     from visionops.training.callbacks import MlflowSamples, SetEpoch, atomic_save_checkpoint  # noqa: PLC0415
     from visionops.training.detectnet_module import DetectNetModule  # noqa: PLC0415
+    from visionops.training.precision import resolve_precision  # noqa: PLC0415
 
     net = params.detectnet_v2
     optim = net.train if phase == "train" else net.retrain
@@ -161,11 +163,13 @@ def fit(params: Params, *, phase: str, root: Path = Path("."), echo=print) -> di
         module = DetectNetModule(train_config(net, optim), total_steps=total_steps, model=model)
         module.pruning_history = history
         logger = L.pytorch.loggers.MLFlowLogger(tracking_uri=mlflow.get_tracking_uri(), run_id=run.info.run_id)
+        precision = resolve_precision(net.precision)
+        mlflow.set_tag("precision", precision)
         trainer = L.Trainer(
             max_epochs=optim.epochs, logger=logger, enable_checkpointing=False, deterministic=True,
             check_val_every_n_epoch=optim.validate_every, num_sanity_val_steps=0, log_every_n_steps=10,
             callbacks=[SetEpoch(), MlflowSamples(val_set, count=2)], enable_model_summary=False,
-            precision="bf16-mixed" if torch.cuda.is_available() else "32-true",
+            precision=precision,
         )
         trainer.fit(module, train_loader, val_loader)
         trainer.validate(module, val_loader, verbose=False)
@@ -258,24 +262,34 @@ def evaluate(params: Params, *, root: Path = Path("."), echo=print) -> dict[str,
                                                    strict=True):
                         predictions.append(dets[:, :6])
                         ground_truth.append(torch.cat([boxes, labels[:, None].float()], 1).numpy())
-            result = evaluate_detections(predictions, ground_truth, list(net.classes),
-                                         iou_thresholds=net.iou_threshold, score_threshold=net.score_threshold)
+            kpi_args = {"iou_thresholds": net.iou_threshold, "score_threshold": net.score_threshold}
+            box = net.evaluation_box
+            result = evaluate_detections(predictions, ground_truth, list(net.classes), **kpi_args,
+                                         min_height=box.min_height, min_width=box.min_width)
             results[name] = result
             summary = result.to_json()
+            summary["evaluation_box"] = {"min_height": box.min_height, "min_width": box.min_width}
+            # The same detections scored on every box, however small: what the size filter leaves out.
+            every = evaluate_detections(predictions, ground_truth, list(net.classes), **kpi_args).to_json()
+            summary["all_sizes"] = {k: every[k] for k in ("mAP_integrated", "mAP_11", "precision", "recall",
+                                                          "accuracy", "TP", "FP", "FN")}
             summary["params"] = sum(p.numel() for p in model.parameters())
             metrics[name] = summary
             rows = result.pr_curve_rows(max_points_per_class=200)
             csv = "class,recall,precision,threshold\n" + "".join(
                 f"{r['class']},{r['recall']:.6f},{r['precision']:.6f},{r['threshold']:.6f}\n" for r in rows)
             atomic.write_text(root / PLOTS / f"pr_{name}.csv", csv)
-            mlflow.log_metrics({f"{name}.{k}": float(v) for k, v in summary.items()
+            flat = {**summary, **{f"all_sizes.{k}": v for k, v in summary["all_sizes"].items()}}
+            mlflow.log_metrics({f"{name}.{k}": float(v) for k, v in flat.items()
                                 if isinstance(v, int | float) and v is not None})
         _write_json(root / METRICS, metrics)
         tracking.log_headline_metrics(tracking.headline_from_metrics("detectnet_v2", metrics))
         mlflow.log_artifact(str(root / METRICS))
         mlflow.log_artifact(str(plot_pr_curves(results, root / PR_FIGURE)))
         echo(f"[evaluate_detectnet] mAP phase1 {metrics['phase1']['mAP_integrated'] or 0:.3f}, retrained "
-             f"{metrics['retrained']['mAP_integrated'] or 0:.3f}; parameters {metrics['phase1']['params']:,} -> "
-             f"{metrics['retrained']['params']:,}")
+             f"{metrics['retrained']['mAP_integrated'] or 0:.3f} (boxes >= {box.min_width:g}x{box.min_height:g} px; "
+             f"every box: {metrics['phase1']['all_sizes']['mAP_integrated'] or 0:.3f}, "
+             f"{metrics['retrained']['all_sizes']['mAP_integrated'] or 0:.3f}); parameters "
+             f"{metrics['phase1']['params']:,} -> {metrics['retrained']['params']:,}")
     return metrics
 

@@ -71,6 +71,7 @@ def detectnet_v2(params: Params, root: Path, trial: optuna.Trial, metric: str, r
     from visionops.pipeline import detectnet  # noqa: PLC0415
     from visionops.training.callbacks import SetEpoch  # noqa: PLC0415
     from visionops.training.detectnet_module import DetectNetModule  # noqa: PLC0415
+    from visionops.training.precision import resolve_precision  # noqa: PLC0415
 
     net = params.detectnet_v2
     optim = net.train
@@ -96,7 +97,7 @@ def detectnet_v2(params: Params, root: Path, trial: optuna.Trial, metric: str, r
         max_epochs=optim.epochs, logger=_logger(run_id), enable_checkpointing=False, deterministic=True,
         check_val_every_n_epoch=optim.validate_every, num_sanity_val_steps=0, log_every_n_steps=10,
         callbacks=[SetEpoch(), _pruning_callback(trial, metric)], enable_model_summary=False,
-        enable_progress_bar=False, precision="bf16-mixed" if torch.cuda.is_available() else "32-true",
+        enable_progress_bar=False, precision=resolve_precision(net.precision),
     )
     trainer.fit(module, train_loader, val_loader)
     return _final(trainer.callback_metrics.get(metric), metric)

@@ -45,6 +45,8 @@ class DetectNetTrainConfig:
     clustering: ClusteringConfig = field(default_factory=ClusteringConfig)
     iou_threshold: float = 0.5
     score_threshold: float = 0.3
+    eval_min_height: float = 0.0
+    eval_min_width: float = 0.0
 
 
 class DetectNetModule(L.LightningModule):
@@ -77,11 +79,19 @@ class DetectNetModule(L.LightningModule):
         checkpoint["class_names"] = list(self.config.class_names)
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.model(images)
+        return self.model(_channels_last(images))
+
+    def on_fit_start(self) -> None:
+        # oneDNN (CPU) and cuDNN (tensor cores) run convolutions fastest on NHWC: 1.3x per CPU step in fp32.
+        # Only the memory layout changes; state-dict values, and so checkpoints, are the same.
+        self.model.to(memory_format=torch.channels_last)
+
+    def on_validation_start(self) -> None:
+        self.model.to(memory_format=torch.channels_last)
 
     # -- training ------------------------------------------------------------------------------------
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
-        cov_logits, bbox = self.model(batch["image"])
+        cov_logits, bbox = self(batch["image"])
         losses = self.criterion(cov_logits, bbox, batch["targets"])
         l1 = self.criterion.regularization(self.model)
         total = losses["total"] + l1
@@ -103,7 +113,7 @@ class DetectNetModule(L.LightningModule):
     # -- validation ----------------------------------------------------------------------------------
     def detect(self, images: torch.Tensor) -> list[np.ndarray]:
         """Detections per image: (K, 7) ``x1, y1, x2, y2, confidence, class_id, cells`` in input pixels."""
-        return self._decode(*self.model(images))
+        return self._decode(*self(images))
 
     def _decode(self, cov_logits: torch.Tensor, bbox: torch.Tensor) -> list[np.ndarray]:
         width, height = self.config.input_size
@@ -111,7 +121,7 @@ class DetectNetModule(L.LightningModule):
         return postprocess_batch(torch.sigmoid(cov_logits.float()), boxes, self.config.clustering)
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        cov_logits, bbox = self.model(batch["image"])
+        cov_logits, bbox = self(batch["image"])
         if "targets" in batch:
             # The training loss (without L1) on val: a smooth signal while the KPIs are still 0 early in training
             # (what a reduced-budget sweep sees); comparable across runs with the same loss weights.
@@ -133,10 +143,16 @@ class DetectNetModule(L.LightningModule):
             return
         result = evaluate_detections(self._predictions, self._ground_truth, list(self.config.class_names),
                                      iou_thresholds=self.config.iou_threshold,
-                                     score_threshold=self.config.score_threshold)
+                                     score_threshold=self.config.score_threshold,
+                                     min_height=self.config.eval_min_height, min_width=self.config.eval_min_width)
         self.last_kpis = result.to_json()
         summary = self.last_kpis
         metrics = {"val/mAP": summary["mAP_integrated"], "val/mAP_11": summary["mAP_11"],
                    "val/precision": summary["precision"], "val/recall": summary["recall"],
                    "val/accuracy": summary["accuracy"]}
         self.log_dict({k: float(v or 0.0) for k, v in metrics.items()}, prog_bar=True)
+
+
+def _channels_last(images: torch.Tensor) -> torch.Tensor:
+    """(N, 3, H, W) images in NHWC memory order (same values), the layout the model's weights use in training."""
+    return images.contiguous(memory_format=torch.channels_last)
