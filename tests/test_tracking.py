@@ -186,7 +186,7 @@ def test_stages_of_one_execution_share_one_pipeline_run_per_family(tmp_path, mon
     assert pipe.data.params["resolution"] == "320x176"
     assert pipe.data.params["sparse4d.train.lr"] == "0.0003" and "detectnet_v2.arch" not in pipe.data.params
     detect_pipe = client.get_run(_parent(detect))
-    assert detect_pipe.data.params["backbone"] == "resnet18" and detect_pipe.data.params["prune.threshold"] == "0.1"
+    assert detect_pipe.data.params["backbone"] == "resnet18" and detect_pipe.data.params["prune.threshold"] == "0.87"
     assert detect_pipe.data.metrics == {"mAP": 0.5}
     sparse_exp = client.get_experiment_by_name("sparse4d").experiment_id
     pipelines = client.search_runs([sparse_exp], f"tags.`{tracking.RUN_KIND_TAG}` = 'pipeline'")

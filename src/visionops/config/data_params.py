@@ -15,11 +15,11 @@ class SyntheticParams(Section):
 
     seed: int = 0
     scenes: dict[Literal["train", "val", "test"], int] = Field(
-        default_factory=lambda: {"train": 6, "val": 1},
+        default_factory=lambda: {"train": 24, "val": 2},
         description="number of scenes per split; test scenes are written without ground truth",
     )
     cameras: int = Field(4, ge=1, le=64)
-    frames: int = Field(90, ge=1, description="frames per camera")
+    frames: int = Field(60, ge=1, description="frames per camera")
     fps: float = Field(30.0, gt=0)
     width: int = Field(960, ge=32, le=7680)
     height: int = Field(540, ge=32, le=4320)

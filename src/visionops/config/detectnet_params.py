@@ -27,9 +27,9 @@ class DetectNetAugmentParams(Section):
     """TAO augmentation ranges (pixels of the network input)."""
 
     hflip_probability: float = Field(0.5, ge=0, le=1)
-    zoom_min: float = Field(1.0, gt=0)
-    zoom_max: float = Field(1.0, gt=0)
-    translate_max: float = Field(8.0, ge=0)
+    zoom_min: float = Field(0.8, gt=0, description="TAO's KITTI spec: 1.0")
+    zoom_max: float = Field(1.25, gt=0, description="TAO's KITTI spec: 1.0")
+    translate_max: float = Field(24.0, ge=0, description="TAO's KITTI spec: 8")
     hue_rotation_max: float = Field(25.0, ge=0, description="degrees")
     saturation_shift_max: float = Field(0.2, ge=0)
     contrast_scale_max: float = Field(0.1, ge=0)
@@ -39,14 +39,14 @@ class DetectNetAugmentParams(Section):
 class DetectNetOptimParams(Section):
     """One training phase: Adam with TAO's soft-start annealing schedule, L1 regularisation."""
 
-    epochs: int = Field(10, ge=1)
+    epochs: int = Field(20, ge=1)
     batch_size: int = Field(8, ge=1)
     min_lr: float = Field(5e-6, gt=0)
     max_lr: float = Field(1e-3, gt=0, description="TAO 5e-4")
     soft_start: float = Field(0.1, ge=0, le=1)
     annealing: float = Field(0.7, ge=0, le=1)
     l1_weight: float = Field(3e-9, ge=0, description="TAO L1 regulariser on every conv weight and bias")
-    validate_every: int = Field(2, ge=1, description="epochs between validations (sample detections to MLflow)")
+    validate_every: int = Field(4, ge=1, description="epochs between validations (sample detections to MLflow)")
 
 
 class DetectNetPostprocessParams(Section):
@@ -91,7 +91,8 @@ class DetectNetParams(Section):
     targets: DetectNetTargetParams = Field(default_factory=DetectNetTargetParams)
     augment: DetectNetAugmentParams = Field(default_factory=DetectNetAugmentParams)
     train: DetectNetOptimParams = Field(default_factory=DetectNetOptimParams)
-    retrain: DetectNetOptimParams = Field(default_factory=lambda: DetectNetOptimParams(epochs=6, l1_weight=0.0))
+    retrain: DetectNetOptimParams = Field(
+        default_factory=lambda: DetectNetOptimParams(epochs=10, l1_weight=0.0, validate_every=5))
     postprocess: DetectNetPostprocessParams = Field(default_factory=DetectNetPostprocessParams)
     iou_threshold: float = Field(0.5, gt=0, le=1, description="KPI matching IoU (the DashCamNet card: 0.5)")
     evaluation_box: DetectNetEvalBoxParams = Field(default_factory=DetectNetEvalBoxParams)
@@ -117,7 +118,7 @@ class DetectNetParams(Section):
 class PruneParams(Section):
     """TAO ``prune`` (``-pth -n -eq -pg -nf -el``) on the phase-1 DetectNet_v2."""
 
-    threshold: float = Field(0.1, ge=0, description="-pth: normalised filter norm to keep")
+    threshold: float = Field(0.87, ge=0, description="-pth: normalised filter norm to keep (TAO's default 0.1)")
     normalizer: Literal["max", "L2"] = "max"
     equalization: Literal["union", "intersection", "arithmetic_mean", "geometric_mean"] = "union"
     granularity: int = Field(8, ge=1)

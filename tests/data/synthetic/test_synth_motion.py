@@ -18,7 +18,7 @@ from visionops.data.synthetic.shading import rect_distance
 
 @pytest.fixture(scope="module")
 def default_specs(params_factory):
-    """The three scenes of the default dataset (2 train + 1 val), simulated, not rendered."""
+    """The scenes of the default dataset (24 train + 2 val), simulated, not rendered."""
     params = params_factory()
     return [build_scene_spec(params, split, i) for split, n in params.scenes.items() for i in range(n)]
 
@@ -66,7 +66,9 @@ def test_objects_enter_and_leave_in_the_default_dataset(default_specs):
 
 def test_speed_heading_and_displacement_agree(default_specs):
     """Displacement between frames = speed * dt along the heading; speeds, accelerations and turn
-    rates stay within the class limits."""
+    rates stay within the class limits, except rare emergency stops (speed to exactly 0 in one frame) that
+    the simulator makes rather than drive one body into another."""
+    emergency, track_frames = 0, 0
     for spec in default_specs:
         dt = 1.0 / spec.fps
         for t in spec.tracks:
@@ -80,9 +82,13 @@ def test_speed_heading_and_displacement_agree(default_specs):
             assert np.abs(wrap_angle(heading - t.yaw[1:][both][moving])).max(initial=0) < 1e-6
             assert t.speed.max() <= cls.cruise_speed[1] + 1e-9
             accel = np.abs(np.diff(t.speed)[both]) / dt
-            assert accel.max(initial=0) <= 2 * cls.max_accel + 1e-6
+            harsh = accel > 2 * cls.max_accel + 1e-6
+            assert (t.speed[1:][both][harsh] == 0).all(), f"{spec.name} {t.cls}: harsh change that is not a stop"
+            emergency += int(harsh.sum())
+            track_frames += int(both.sum())
             turn = np.abs(wrap_angle(np.diff(t.yaw)[both])) / dt
             assert turn.max(initial=0) <= cls.max_turn_rate + 1e-6
+    assert emergency <= 1e-3 * track_frames, (emergency, track_frames)  # default data: 2 in 11,121
 
 
 def test_objects_stay_clear_of_racks(default_specs):

@@ -188,11 +188,19 @@ def _start_node(agent: Agent, graph: NavGraph, occupied: list[tuple[np.ndarray, 
         candidates = band if len(band) else closest
     order = rng.permutation(candidates)
     for node in order:
-        p = graph.nodes[node]
         # Far enough apart that even a forklift at cruise speed can brake before touching anyone.
-        if all(np.linalg.norm(p - q) > radius + r + 2.0 for q, r in occupied):
+        if _gap(graph.nodes[node], radius, occupied) > 2.0:
             return int(node)
-    return int(order[0])
+    # The preferred nodes (a leaver's band) are all taken: the roomiest node of the main component instead.
+    # Starting inside another object would leave both stuck in each other for the whole clip.
+    everything = rng.permutation(np.flatnonzero(graph.component == main))
+    gaps = np.array([_gap(graph.nodes[node], radius, occupied) for node in everything])
+    return int(everything[int(np.argmax(gaps))])
+
+
+def _gap(p: np.ndarray, radius: float, occupied: list[tuple[np.ndarray, float]]) -> float:
+    """Metres between a circle of ``radius`` at ``p`` and the nearest occupied circle (inf when none)."""
+    return min((float(np.linalg.norm(p - q)) - radius - r for q, r in occupied), default=float("inf"))
 
 
 def _nearest_door_by_path(agent: Agent, layout: Layout) -> Door:
