@@ -22,6 +22,14 @@ def test_repo_params_yaml_is_valid_and_matches_the_defaults():
     assert load_params(REPO / "params.yaml") == Params()
 
 
+def test_synthetic_scene_counts_keep_val_and_test_names_with_aicity_ids():
+    # 24 train scenes push val to Warehouse_024-025, which no AI City 2025 track file can name
+    with pytest.raises(ConfigError, match=r"Warehouse_025.*at most 15 train, 2 val and 4 test"):
+        validate_params({"data": {"synthetic": {"scenes": {"train": 24, "val": 2}}}})
+    validate_params({"data": {"synthetic": {"scenes": {"train": 15, "val": 2, "test": 4}}}})
+    validate_params({"data": {"synthetic": {"scenes": {"train": 30}}}})  # train-only: names need no scene id
+
+
 def test_unknown_key_names_dotted_path_and_allowed_keys():
     with pytest.raises(ConfigError) as err:
         validate_params({"data": {"synthetic": {"framez": 10}}}, "my.yaml")

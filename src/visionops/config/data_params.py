@@ -15,7 +15,7 @@ class SyntheticParams(Section):
 
     seed: int = 0
     scenes: dict[Literal["train", "val", "test"], int] = Field(
-        default_factory=lambda: {"train": 24, "val": 2},
+        default_factory=lambda: {"train": 15, "val": 2},
         description="number of scenes per split; test scenes are written without ground truth",
     )
     cameras: int = Field(4, ge=1, le=64)
@@ -46,6 +46,18 @@ class SyntheticParams(Section):
             raise ValueError(f"objects_per_scene must be (min, max) with 0 <= min <= max, got {self.objects_per_scene}")
         if min(self.floor_size) <= 2:
             raise ValueError(f"floor_size must be larger than 2 m in both directions, got {self.floor_size}")
+        # Scenes are named as in the real split (train Warehouse_000-014, val 015-016, test 017-020), pushed back
+        # when an earlier split has more. Tracks of val/test scenes need an AI City 2025 scene id, which only
+        # Warehouse_000-020 have.
+        nxt = 0
+        for split, first in (("train", 0), ("val", 15), ("test", 17)):
+            start = max(first, nxt)
+            nxt = start + int(self.scenes.get(split, 0))
+            if split != "train" and self.scenes.get(split, 0) and nxt - 1 > 20:
+                raise ValueError(
+                    f"scenes {dict(self.scenes)} would name {split} scenes up to Warehouse_{nxt - 1:03d}, but AI City "
+                    "2025 track files only have scene ids for Warehouse_000-020: use at most 15 train, 2 val and "
+                    "4 test scenes (the real split's sizes)")
         return self
 
 

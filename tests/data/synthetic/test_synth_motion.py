@@ -18,7 +18,7 @@ from visionops.data.synthetic.shading import rect_distance
 
 @pytest.fixture(scope="module")
 def default_specs(params_factory):
-    """The scenes of the default dataset (24 train + 2 val), simulated, not rendered."""
+    """The scenes of the default dataset (15 train + 2 val), simulated, not rendered."""
     params = params_factory()
     return [build_scene_spec(params, split, i) for split, n in params.scenes.items() for i in range(n)]
 
@@ -88,7 +88,7 @@ def test_speed_heading_and_displacement_agree(default_specs):
             track_frames += int(both.sum())
             turn = np.abs(wrap_angle(np.diff(t.yaw)[both])) / dt
             assert turn.max(initial=0) <= cls.max_turn_rate + 1e-6
-    assert emergency <= 1e-3 * track_frames, (emergency, track_frames)  # default data: 2 in 11,121
+    assert emergency <= 1e-3 * track_frames, (emergency, track_frames)  # default data: 2 in 7,199
 
 
 def test_objects_stay_clear_of_racks(default_specs):

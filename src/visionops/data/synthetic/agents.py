@@ -316,7 +316,7 @@ class Simulator:
                     pos = agent.pos + speed * dt * np.array([math.cos(heading), math.sin(heading)])
                     if not self._bodies_apart(agent, heading, pos):
                         # The bodies would touch: an emergency stop (beyond the class's deceleration) beats driving
-                        # into someone. Counted in ``emergency_stops``: 2 in the 26 default scenes.
+                        # into someone. Counted in ``emergency_stops``: 2 in the 17 default scenes.
                         speed, pos = 0.0, agent.pos.copy()
                         self.emergency_stops += 1
             agent.speed, agent.heading, agent.pos = speed, heading, pos
