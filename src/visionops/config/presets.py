@@ -73,8 +73,8 @@ PRESETS: dict[str, Preset] = {
             "detectnet_v2.train.validate_every": 10,
             "detectnet_v2.retrain.epochs": 120,
             "detectnet_v2.retrain.validate_every": 10,
-            # TAO's KITTI-spec augmentation and prune threshold: with ImageNet weights and 120 epochs of L1 the
-            # filter norms spread out, so the default -pth works (the CPU default's 0.87 would cut far too much).
+            # TAO's augmentation and -pth too, like the rest of this preset (check the pruning report: after 120
+            # epochs of L1 the filter norms should spread out; the CPU default's 0.87 would cut far too much).
             "detectnet_v2.augment.zoom_min": 1.0,
             "detectnet_v2.augment.zoom_max": 1.0,
             "detectnet_v2.augment.translate_max": 8.0,
