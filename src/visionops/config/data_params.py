@@ -9,6 +9,9 @@ from pydantic import Field, field_validator, model_validator
 from visionops.config.base import ClassList, Section
 from visionops.data.schema import CLASS_NAMES_2025
 
+LAST_SCENE_WITH_AICITY_ID = 20
+"""Warehouse_000-020 have AI City 2025 scene ids (``evaluation.aicity_format.SCENE_IDS``)."""
+
 
 class SyntheticParams(Section):
     """The built-in synthetic warehouse (data.source = synthetic)."""
@@ -46,16 +49,16 @@ class SyntheticParams(Section):
             raise ValueError(f"objects_per_scene must be (min, max) with 0 <= min <= max, got {self.objects_per_scene}")
         if min(self.floor_size) <= 2:
             raise ValueError(f"floor_size must be larger than 2 m in both directions, got {self.floor_size}")
-        # Scenes are named as in the real split (train Warehouse_000-014, val 015-016, test 017-020), pushed back
-        # when an earlier split has more. Tracks of val/test scenes need an AI City 2025 scene id, which only
-        # Warehouse_000-020 have.
-        nxt = 0
-        for split, first in (("train", 0), ("val", 15), ("test", 17)):
-            start = max(first, nxt)
-            nxt = start + int(self.scenes.get(split, 0))
-            if split != "train" and self.scenes.get(split, 0) and nxt - 1 > 20:
+        # Tracks of val/test scenes need an AI City 2025 scene id, which only Warehouse_000-020 have; the renderer
+        # names scenes as the real split does, pushed back when an earlier split has more.
+        from visionops.data.synthetic.scene import scene_numbers  # noqa: PLC0415 - heavy module, needed only here
+
+        first = scene_numbers(self.scenes)
+        for split in ("val", "test"):
+            last = first[split] + int(self.scenes.get(split, 0)) - 1
+            if self.scenes.get(split, 0) and last > LAST_SCENE_WITH_AICITY_ID:
                 raise ValueError(
-                    f"scenes {dict(self.scenes)} would name {split} scenes up to Warehouse_{nxt - 1:03d}, but AI City "
+                    f"scenes {dict(self.scenes)} would name {split} scenes up to Warehouse_{last:03d}, but AI City "
                     "2025 track files only have scene ids for Warehouse_000-020: use at most 15 train, 2 val and "
                     "4 test scenes (the real split's sizes)")
         return self
