@@ -128,6 +128,10 @@ def _check_pipeline_runs(db: Path, kpis: dict) -> None:
         if family == "sparse4d":
             assert {"HOTA", "DetA", "AssA", "LocA", "params"} <= set(metrics)
             assert params["resolution"] == "128x64" and params["epochs"] == "1" and params["backbone"] == "resnet18"
+            (train,) = [c for c in children if c.data.tags["dvc.stage"] == "train_sparse4d"]
+            # the default start: DetectNet_v2's phase-1 ResNet-18 of this same run, every backbone tensor
+            assert train.data.tags["pretrained"].endswith("models/detectnet_v2/phase1.ckpt")
+            assert train.data.tags["pretrained.loaded"] == "120" and train.data.tags["pretrained.missing"] == "0"
         elif family == "detectnet_v2":
             m_ap = kpis["retrained"]["mAP_integrated"]  # None when the val split has no box of any class
             assert metrics.get("mAP") == (None if m_ap is None else pytest.approx(m_ap))

@@ -90,6 +90,7 @@ PRESETS: dict[str, Preset] = {
         "TAO's optimiser and 5 passes over the data (GPU; pretrained weights in sparse4d.pretrained)",
         {
             "sparse4d.preset": "full_r101",
+            "sparse4d.pretrained": None,  # the CPU default's DetectNet_v2 ResNet-18 does not fit a ResNet-101
             "sparse4d.num_anchor": 900,
             "sparse4d.input_size": None,
             "sparse4d.train.lr": 1.0e-4,

@@ -9,6 +9,7 @@ loads with ``weights_only=True`` (:func:`visionops.training.sparse4d_fit.load_sp
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +73,50 @@ def loaders(params: Params, root: Path):
     return train_loader, DataLoader(val_set, batch_sampler=val_sampler, **common)
 
 
+def load_backbone(backbone, path: Path, echo=print) -> dict[str, Any]:
+    """Fill Sparse4D's ResNet from ``sparse4d.pretrained``: torchvision ImageNet weights, or a visionops
+    checkpoint such as DetectNet_v2's ``models/detectnet_v2/phase1.ckpt`` (same ResNet code, trained on the same
+    warehouse frames). Logs what was loaded to MLflow; returns :func:`load_pretrained`'s report."""
+    import mlflow  # noqa: PLC0415
+
+    from visionops.models.backbones.pretrained import load_pretrained  # noqa: PLC0415
+
+    if path.suffix == ".ckpt":  # one of our Lightning checkpoints
+        if not path.is_file():  # load_pretrained's hint (torchvision's URLs) would mislead here
+            raise FileNotFoundError(
+                f"sparse4d.pretrained: {path} not found. It is DetectNet_v2's phase-1 checkpoint by default: run "
+                "`dvc repro train_detectnet` first (or `dvc repro`), or set sparse4d.pretrained to a torchvision "
+                "ImageNet file or null (from scratch)")
+        with tempfile.TemporaryDirectory(prefix="visionops-backbone-") as tmp:
+            report = load_pretrained(backbone, _lightning_backbone(path, Path(tmp) / "backbone.pth"))
+    else:
+        report = load_pretrained(backbone, path)
+    counts = {k: len(report[k]) for k in ("loaded", "missing", "unexpected", "shape_mismatch")}
+    if mlflow.active_run() is not None:
+        mlflow.set_tags({"pretrained": str(path), **{f"pretrained.{k}": str(v) for k, v in counts.items()}})
+    # DetectNet_v2's extra 1x1 projections (all_projections) have no place in this ResNet: "unexpected", skipped.
+    echo(f"[train_sparse4d] backbone from {path}: {counts['loaded']} tensors loaded, {counts['missing']} left "
+         f"initialised, {counts['unexpected']} not used, {counts['shape_mismatch']} of another shape")
+    return report
+
+
+def _lightning_backbone(ckpt: Path, out: Path) -> Path:
+    """``out``: the ``backbone.*`` tensors of a visionops Lightning checkpoint (network under ``model.``), which
+    :func:`load_pretrained` then checks and loads like any detector checkpoint. Read with weights_only=True."""
+    import torch  # noqa: PLC0415
+
+    try:
+        state = torch.load(ckpt, map_location="cpu", weights_only=True).get("state_dict") or {}
+    except Exception as e:  # a foreign or truncated file: torch raises UnpicklingError, EOFError, RuntimeError ...
+        raise ValueError(f"sparse4d.pretrained: {ckpt} is not a visionops checkpoint ({type(e).__name__}: {e})") from e
+    backbone = {k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.backbone.")}
+    if not backbone:
+        raise ValueError(f"sparse4d.pretrained: {ckpt} has no model.backbone.* weights (first keys: "
+                         f"{list(state)[:5]}); expected a DetectNet_v2 or Sparse4D training checkpoint")
+    torch.save(backbone, out)
+    return out
+
+
 def fit(params: Params, *, root: Path = Path("."), echo=print) -> dict[str, Any]:
     """Train Sparse4D on the converted train split -> ``models/sparse4d/model.ckpt``; returns val metrics."""
     import lightning as L  # noqa: PLC0415
@@ -91,6 +136,8 @@ def fit(params: Params, *, root: Path = Path("."), echo=print) -> dict[str, Any]
         module = module_from_params(cfg, anchors=anchors,
                                     meta={"classes": list(cfg.classes),
                                           "input_size": list(cfg.architecture().input_size)})
+        if cfg.pretrained:
+            load_backbone(module.model.backbone, root / cfg.pretrained, echo)
         logger = L.pytorch.loggers.MLFlowLogger(tracking_uri=mlflow.get_tracking_uri(), run_id=run.info.run_id)
         out = root / MODEL
         resume_from = out if cfg.train.resume and out.is_file() else None

@@ -120,6 +120,8 @@ def sparse4d(params: Params, root: Path, trial: optuna.Trial, metric: str, run_i
     anchors = stage.load_anchors(root, cfg.num_anchor)
     module = module_from_params(cfg, anchors=anchors, meta={"classes": list(cfg.classes),
                                                             "input_size": list(cfg.architecture().input_size)})
+    if cfg.pretrained:
+        stage.load_backbone(module.model.backbone, root / cfg.pretrained, echo=lambda _: None)
     with tempfile.TemporaryDirectory(prefix="visionops-trial-") as tmp:
         metrics = fit_sparse4d(module, train_loader, val_loader, Path(tmp) / "trial.ckpt", train=cfg.train,
                                logger=_logger(run_id), callbacks=[SetEpoch(), _pruning_callback(trial, metric)],
