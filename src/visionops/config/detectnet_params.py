@@ -92,7 +92,7 @@ class DetectNetParams(Section):
     augment: DetectNetAugmentParams = Field(default_factory=DetectNetAugmentParams)
     train: DetectNetOptimParams = Field(default_factory=DetectNetOptimParams)
     retrain: DetectNetOptimParams = Field(
-        default_factory=lambda: DetectNetOptimParams(epochs=16, l1_weight=0.0, validate_every=8))
+        default_factory=lambda: DetectNetOptimParams(epochs=32, l1_weight=0.0, validate_every=8))
     postprocess: DetectNetPostprocessParams = Field(default_factory=DetectNetPostprocessParams)
     iou_threshold: float = Field(0.5, gt=0, le=1, description="KPI matching IoU (the DashCamNet card: 0.5)")
     evaluation_box: DetectNetEvalBoxParams = Field(default_factory=DetectNetEvalBoxParams)
