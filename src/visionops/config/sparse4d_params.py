@@ -32,7 +32,7 @@ def _range(value: tuple[float, float], name: str, lo: float = 0.0) -> tuple[floa
 class Sparse4DTrainParams(Section):
     """Optimisation and the temporal sampler (one frame per stream and step; the bank carries state)."""
 
-    epochs: int = Field(5, ge=1)
+    epochs: int = Field(10, ge=1)
     batch_size: int = Field(2, ge=1, description="streams per step (per device); each plays its own sequence")
     lr: float = Field(1e-3, gt=0, description="AdamW peak lr of the head (official 6e-4 @ batch 48, TAO 1e-4)")
     backbone_lr_mult: float = Field(1.0, ge=0, description="backbone lr = lr * this (TAO 0.25, official 0.5)")
