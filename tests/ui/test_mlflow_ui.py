@@ -32,13 +32,21 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _default_sigint() -> None:
+    """In the child before exec: Ctrl-C handling as in a terminal. A shell that starts the test run in the background
+    (`cmd &`, no job control) leaves SIGINT ignored, the child inherits that, and Python then installs no
+    KeyboardInterrupt handler: `interrupt` would wait for a server that never sees the signal."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class _CliUi:
     """`python -m visionops.cli ui` in the background, its output collected line by line."""
 
     def __init__(self, cwd: Path, port: int):
         env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}  # the repo's own store
         self.process = subprocess.Popen([sys.executable, "-m", "visionops.cli", "ui", "--port", str(port)], cwd=cwd,
-                                        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                                        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                        preexec_fn=_default_sigint)
         self.lines: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -59,8 +67,8 @@ class _CliUi:
         self.process.kill()
         pytest.fail("`visionops ui` printed no address:\n" + "\n".join(self.lines))
 
-    def interrupt(self, timeout: float = 90) -> int:
-        """Ctrl-C, as in a terminal; returns the exit code. (One CI run saw the server take over 30 s to exit.)"""
+    def interrupt(self, timeout: float = 30) -> int:
+        """Ctrl-C, as in a terminal; returns the exit code."""
         self.process.send_signal(signal.SIGINT)
         try:
             return self.process.wait(timeout)
