@@ -26,7 +26,6 @@ def test_detectnet_checkpoint_fills_the_backbone_and_is_logged(tmp_path):
     path = tmp_path / "phase1.ckpt"
     torch.save({"state_dict": {f"model.{k}": v for k, v in detectnet.state_dict().items()}, "epoch": 1}, path)
     backbone = ResNet(18)
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
     lines: list[str] = []
     with mlflow.start_run() as run:
         report = load_backbone(backbone, path, echo=lines.append)
