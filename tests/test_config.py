@@ -23,11 +23,13 @@ def test_repo_params_yaml_is_valid_and_matches_the_defaults():
 
 
 def test_synthetic_scene_counts_keep_val_and_test_names_with_aicity_ids():
-    # 24 train scenes push val to Warehouse_024-025, which no AI City 2025 track file can name
-    with pytest.raises(ConfigError, match=r"Warehouse_025.*at most 15 train, 2 val and 4 test"):
-        validate_params({"data": {"synthetic": {"scenes": {"train": 24, "val": 2}}}})
+    # a third val scene would be named after the 9 extra train scenes (Warehouse_021-029): no AI City id
+    with pytest.raises(ConfigError, match=r"val scenes up to Warehouse_030.*at most 2 val and 4 test"):
+        validate_params({"data": {"synthetic": {"scenes": {"train": 24, "val": 3}}}})
+    with pytest.raises(ConfigError, match=r"test scenes up to Warehouse_021"):
+        validate_params({"data": {"synthetic": {"scenes": {"test": 5}}}})
     validate_params({"data": {"synthetic": {"scenes": {"train": 15, "val": 2, "test": 4}}}})
-    validate_params({"data": {"synthetic": {"scenes": {"train": 30}}}})  # train-only: names need no scene id
+    validate_params({"data": {"synthetic": {"scenes": {"train": 60, "val": 2, "test": 4}}}})  # extra train: 021+
 
 
 def test_unknown_key_names_dotted_path_and_allowed_keys():

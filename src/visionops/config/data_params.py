@@ -18,7 +18,7 @@ class SyntheticParams(Section):
 
     seed: int = 0
     scenes: dict[Literal["train", "val", "test"], int] = Field(
-        default_factory=lambda: {"train": 15, "val": 2},
+        default_factory=lambda: {"train": 40, "val": 2},
         description="number of scenes per split; test scenes are written without ground truth",
     )
     cameras: int = Field(4, ge=1, le=64)
@@ -49,18 +49,19 @@ class SyntheticParams(Section):
             raise ValueError(f"objects_per_scene must be (min, max) with 0 <= min <= max, got {self.objects_per_scene}")
         if min(self.floor_size) <= 2:
             raise ValueError(f"floor_size must be larger than 2 m in both directions, got {self.floor_size}")
-        # Tracks of val/test scenes need an AI City 2025 scene id, which only Warehouse_000-020 have; the renderer
-        # names scenes as the real split does, pushed back when an earlier split has more.
-        from visionops.data.synthetic.scene import scene_numbers  # noqa: PLC0415 - heavy module, needed only here
+        # Tracks of val/test scenes need an AI City 2025 scene id, which only Warehouse_000-020 have: val and test
+        # keep the real split's names and sizes; train scenes past 15 are named from Warehouse_021 on.
+        from visionops.data.synthetic.scene import SPLIT_REAL_SCENES, scene_number  # noqa: PLC0415 - heavy module
 
-        first = scene_numbers(self.scenes)
         for split in ("val", "test"):
-            last = first[split] + int(self.scenes.get(split, 0)) - 1
-            if self.scenes.get(split, 0) and last > LAST_SCENE_WITH_AICITY_ID:
+            count = int(self.scenes.get(split, 0))
+            if count > SPLIT_REAL_SCENES[split][1]:
+                last = scene_number(self.scenes, split, count - 1)
                 raise ValueError(
                     f"scenes {dict(self.scenes)} would name {split} scenes up to Warehouse_{last:03d}, but AI City "
-                    "2025 track files only have scene ids for Warehouse_000-020: use at most 15 train, 2 val and "
-                    "4 test scenes (the real split's sizes)")
+                    f"2025 track files only have scene ids for Warehouse_000-{LAST_SCENE_WITH_AICITY_ID:03d}: use at "
+                    "most 2 val and 4 test scenes (the real split's sizes); train may have any number (scenes past "
+                    "the 15th are named Warehouse_021 and up)")
         return self
 
 

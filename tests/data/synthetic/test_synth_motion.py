@@ -137,7 +137,15 @@ def test_splits_are_independent_and_named_like_the_real_data(params_factory):
     assert [scene_name(scenes, "train", i) for i in range(2)] == ["Warehouse_000", "Warehouse_001"]
     assert scene_name(scenes, "val", 0) == "Warehouse_015"
     assert scene_name(scenes, "test", 1) == "Warehouse_018"
-    assert scene_name({"train": 16, "val": 1}, "val", 0) == "Warehouse_016"  # stays unique
+    # val and test keep the real names (AI City scene ids); train scenes past 15 continue after Warehouse_020
+    big = {"train": 17, "val": 2, "test": 5}
+    names = [scene_name(big, split, i) for split in ("train", "val", "test") for i in range(big[split])]
+    assert names[14:17] == ["Warehouse_014", "Warehouse_021", "Warehouse_022"]
+    assert names[17:19] == ["Warehouse_015", "Warehouse_016"]
+    assert names[19:] == ["Warehouse_017", "Warehouse_018", "Warehouse_019", "Warehouse_020", "Warehouse_023"]
+    assert len(set(names)) == len(names)
+    with pytest.raises(ValueError, match="unknown splits"):
+        scene_name({"train": 1, "dev": 1}, "train", 0)
     assert scene_seed(0, "train", 0, 1).entropy != scene_seed(0, "val", 0, 1).entropy
 
 

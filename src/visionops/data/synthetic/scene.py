@@ -39,8 +39,10 @@ from visionops.data.synthetic.renderer import CameraJob, CameraResult, render_ca
 from visionops.data.synthetic.shading import Lighting
 
 VERSION = "visionops-synthetic-1"
-SPLIT_FIRST_SCENE = {"train": 0, "val": 15, "test": 17}
-"""Scene numbers of the real MTMC 2025 split: train Warehouse_000-014, val 015-016, test 017-020."""
+SPLIT_REAL_SCENES = {"train": (0, 15), "val": (15, 2), "test": (17, 4)}
+"""(first scene number, scene count) of the real MTMC 2025 split: train Warehouse_000-014, val 015-016, test 017-020."""
+FIRST_EXTRA_SCENE = 21
+"""Scenes beyond the real split's counts are numbered from Warehouse_021 (past the last real warehouse)."""
 
 _STREAM_LAYOUT, _STREAM_LIGHT, _STREAM_CAMERAS, _STREAM_OBJECTS, _STREAM_MOTION, _STREAM_RENDER = range(1, 7)
 
@@ -52,22 +54,33 @@ ProgressFn = Callable[[int], None]
 # --------------------------------------------------------------------------------------------------
 
 
-def scene_numbers(scenes: Mapping[str, int]) -> dict[str, int]:
-    """First scene number of each split: the real convention (0, 15, 17), pushed back when an earlier
-    split has more scenes than the real one, so that names stay unique across splits."""
+def scene_number(scenes: Mapping[str, int], split: str, index: int) -> int:
+    """The ``NNN`` of the ``index``-th scene of ``split`` (``Warehouse_NNN``).
+
+    The first scenes of each split take the real split's numbers (train 000-014, val 015-016, test 017-020), so
+    val and test tracks carry real AI City 2025 scene ids. Scenes past a split's real count continue after
+    Warehouse_020 (from 021), split by split in ``SPLITS`` order: 40 train scenes are 000-014 and 021-045, and
+    val/test keep their names. A scene's content depends on (seed, split, index), never on its name.
+    """
     unknown = sorted(set(scenes) - set(SPLITS))
     if unknown:
         raise ValueError(f"unknown splits {unknown}; expected some of {list(SPLITS)}")
-    first, nxt = {}, 0
-    for split in SPLITS:
-        first[split] = max(SPLIT_FIRST_SCENE[split], nxt)
-        nxt = first[split] + int(scenes.get(split, 0))
-    return first
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; expected one of {list(SPLITS)}")
+    first, real = SPLIT_REAL_SCENES[split]
+    if index < real:
+        return first + index
+    extra_first = FIRST_EXTRA_SCENE
+    for s in SPLITS:
+        if s == split:
+            return extra_first + index - real
+        extra_first += max(0, int(scenes.get(s, 0)) - SPLIT_REAL_SCENES[s][1])
+    raise AssertionError("unreachable")
 
 
 def scene_name(scenes: Mapping[str, int], split: str, index: int) -> str:
-    """``Warehouse_NNN`` of the ``index``-th scene of ``split``."""
-    return f"Warehouse_{scene_numbers(scenes)[split] + index:03d}"
+    """``Warehouse_NNN`` of the ``index``-th scene of ``split`` (see :func:`scene_number`)."""
+    return f"Warehouse_{scene_number(scenes, split, index):03d}"
 
 
 def scene_seed(seed: int, split: str, index: int, stream: int) -> np.random.SeedSequence:
@@ -143,8 +156,7 @@ def build_scene_spec(params: Any, split: str, scene_index: int) -> SceneSpec:
     texture_seed = int(render_rng.integers(2**31))
     noise_seeds = tuple(int(s) for s in render_rng.integers(2**63, size=len(cameras)))
     return SceneSpec(
-        name=scene_name(params.scenes, split, scene_index) if split in params.scenes else
-        f"Warehouse_{SPLIT_FIRST_SCENE[split] + scene_index:03d}",
+        name=scene_name(params.scenes, split, scene_index),
         split=split,
         index=scene_index,
         layout=layout,
@@ -397,7 +409,7 @@ def render_dataset(params: Any, out_root: Path, progress: ProgressFn | None = No
     """
     out_root = Path(out_root)
     scenes = {s: int(n) for s, n in params.scenes.items() if int(n) > 0}
-    scene_numbers(scenes)  # validates split names
+    scene_name(scenes, SPLITS[0], 0)  # validates the split names before anything is written
     summaries: dict[tuple[str, int], dict] = {}
     with contextlib.ExitStack() as stack:
         runner = stack.enter_context(_Runner(int(params.workers), progress))
