@@ -18,7 +18,7 @@ class SyntheticParams(Section):
 
     seed: int = 0
     scenes: dict[Literal["train", "val", "test"], int] = Field(
-        default_factory=lambda: {"train": 40, "val": 2},
+        default_factory=lambda: {"train": 80, "val": 2},
         description="number of scenes per split; test scenes are written without ground truth",
     )
     cameras: int = Field(4, ge=1, le=64)

@@ -39,14 +39,14 @@ class DetectNetAugmentParams(Section):
 class DetectNetOptimParams(Section):
     """One training phase: Adam with TAO's soft-start annealing schedule, L1 regularisation."""
 
-    epochs: int = Field(12, ge=1)
+    epochs: int = Field(6, ge=1)
     batch_size: int = Field(8, ge=1)
     min_lr: float = Field(5e-6, gt=0)
     max_lr: float = Field(1e-3, gt=0, description="TAO 5e-4")
     soft_start: float = Field(0.1, ge=0, le=1)
     annealing: float = Field(0.7, ge=0, le=1)
     l1_weight: float = Field(3e-9, ge=0, description="TAO L1 regulariser on every conv weight and bias")
-    validate_every: int = Field(4, ge=1, description="epochs between validations (sample detections to MLflow)")
+    validate_every: int = Field(2, ge=1, description="epochs between validations (sample detections to MLflow)")
 
 
 class DetectNetPostprocessParams(Section):
@@ -92,7 +92,7 @@ class DetectNetParams(Section):
     augment: DetectNetAugmentParams = Field(default_factory=DetectNetAugmentParams)
     train: DetectNetOptimParams = Field(default_factory=DetectNetOptimParams)
     retrain: DetectNetOptimParams = Field(
-        default_factory=lambda: DetectNetOptimParams(epochs=12, l1_weight=0.0, validate_every=4))
+        default_factory=lambda: DetectNetOptimParams(epochs=6, l1_weight=0.0, validate_every=2))
     postprocess: DetectNetPostprocessParams = Field(default_factory=DetectNetPostprocessParams)
     iou_threshold: float = Field(0.5, gt=0, le=1, description="KPI matching IoU (the DashCamNet card: 0.5)")
     evaluation_box: DetectNetEvalBoxParams = Field(default_factory=DetectNetEvalBoxParams)
