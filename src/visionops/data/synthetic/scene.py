@@ -18,7 +18,7 @@ import queue
 import time
 import zlib
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,8 +41,8 @@ from visionops.data.synthetic.shading import Lighting
 VERSION = "visionops-synthetic-1"
 SPLIT_REAL_SCENES = {"train": (0, 15), "val": (15, 2), "test": (17, 4)}
 """(first scene number, scene count) of the real MTMC 2025 split: train Warehouse_000-014, val 015-016, test 017-020."""
-FIRST_EXTRA_SCENE = 21
-"""Scenes beyond the real split's counts are numbered from Warehouse_021 (past the last real warehouse)."""
+FIRST_EXTRA_SCENE = max(first + count for first, count in SPLIT_REAL_SCENES.values())
+"""Scenes beyond the real split's counts are numbered from here (21: past the last real warehouse)."""
 
 _STREAM_LAYOUT, _STREAM_LIGHT, _STREAM_CAMERAS, _STREAM_OBJECTS, _STREAM_MOTION, _STREAM_RENDER = range(1, 7)
 
@@ -62,20 +62,20 @@ def scene_number(scenes: Mapping[str, int], split: str, index: int) -> int:
     Warehouse_020 (from 021), split by split in ``SPLITS`` order: 40 train scenes are 000-014 and 021-045, and
     val/test keep their names. A scene's content depends on (seed, split, index), never on its name.
     """
-    unknown = sorted(set(scenes) - set(SPLITS))
-    if unknown:
-        raise ValueError(f"unknown splits {unknown}; expected some of {list(SPLITS)}")
-    if split not in SPLITS:
-        raise ValueError(f"unknown split {split!r}; expected one of {list(SPLITS)}")
+    check_splits([*scenes, split])
     first, real = SPLIT_REAL_SCENES[split]
     if index < real:
         return first + index
-    extra_first = FIRST_EXTRA_SCENE
-    for s in SPLITS:
-        if s == split:
-            return extra_first + index - real
-        extra_first += max(0, int(scenes.get(s, 0)) - SPLIT_REAL_SCENES[s][1])
-    raise AssertionError("unreachable")
+    earlier = SPLITS[:SPLITS.index(split)]
+    extra_before = sum(max(0, int(scenes.get(s, 0)) - SPLIT_REAL_SCENES[s][1]) for s in earlier)
+    return FIRST_EXTRA_SCENE + extra_before + index - real
+
+
+def check_splits(names: Iterable[str]) -> None:
+    """Raise ``ValueError`` naming those of ``names`` (e.g. the keys of a scene-count mapping) that are no split."""
+    unknown = sorted(set(names) - set(SPLITS))
+    if unknown:
+        raise ValueError(f"unknown splits {unknown}; expected some of {list(SPLITS)}")
 
 
 def scene_name(scenes: Mapping[str, int], split: str, index: int) -> str:
@@ -409,7 +409,7 @@ def render_dataset(params: Any, out_root: Path, progress: ProgressFn | None = No
     """
     out_root = Path(out_root)
     scenes = {s: int(n) for s, n in params.scenes.items() if int(n) > 0}
-    scene_name(scenes, SPLITS[0], 0)  # validates the split names before anything is written
+    check_splits(scenes)  # before anything is written
     summaries: dict[tuple[str, int], dict] = {}
     with contextlib.ExitStack() as stack:
         runner = stack.enter_context(_Runner(int(params.workers), progress))
