@@ -22,7 +22,7 @@ def convert_params(**overrides) -> ConvertParams:
     camera frame; the pipeline default thins them) and ``overrides``."""
     kitti = overrides.pop("kitti", {})
     if isinstance(kitti, dict):
-        kitti = {"frame_step": 1, **kitti}
+        kitti = {"frame_step": 1, "val_frame_step": 1, **kitti}
     return ConvertParams(**{"workers": 1, "kitti": kitti, **overrides})
 
 

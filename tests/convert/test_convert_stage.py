@@ -213,6 +213,7 @@ def test_stage_run_logs_counts_sizes_and_previews(rendered_raw, tmp_path):
     assert metrics["camera_frames"] == 60 and metrics["scenes"] == 2 and metrics["bev_groups"] >= 2
     assert metrics["bytes.frames"] > 0 and metrics["frames_per_second"] > 0
     assert metrics["kitti.train.images"] == 30
+    assert metrics["kitti.val.images"] == 15  # the val split keeps every 2nd frame (val_frame_step's default)
     assert runs[0].data.params["sparse4d.num_anchor"] == "8"
     artifacts = mlflow.artifacts.list_artifacts(run_id=runs[0].info.run_id, artifact_path="previews")
     assert len(artifacts) == 3  # one per camera of the first scene

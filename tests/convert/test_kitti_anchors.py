@@ -73,6 +73,16 @@ def test_class_map_min_size_and_frame_step(rendered_raw, tmp_path):
     assert report["summary"]["kitti"]["train"]["too_small"] > 0
 
 
+@pytest.mark.parametrize(("val_frame_step", "val_frames"), [(2, 5), (None, 2)])
+def test_val_split_has_its_own_frame_step(rendered_raw, tmp_path, val_frame_step, val_frames):
+    # the scored split may keep more frames than train; null falls back to frame_step
+    params = convert_params(splits=["train", "val"], kitti={"frame_step": 5, "val_frame_step": val_frame_step})
+    dirs, report, _ = run_conversion(rendered_raw, tmp_path, params)
+    assert len(list((dirs.kitti / "train" / "labels").glob("*.txt"))) == 3 * 2  # frames 0 and 5
+    assert len(list((dirs.kitti / "val" / "labels").glob("*.txt"))) == 3 * val_frames
+    assert report["summary"]["kitti"]["val"]["images"] == 3 * val_frames
+
+
 def test_anchors_are_kmeans_centres_of_the_training_boxes(converted):
     dirs, report, _ = converted
     anchors = load_anchors(dirs.anchors / "kmeans16.npy")

@@ -27,6 +27,7 @@ MICRO = {
     "data.synthetic.objects_per_scene": [2, 3],
     "sparse4d.num_anchor": 8,
     "convert.kitti.frame_step": 1,
+    "convert.kitti.val_frame_step": 1,
     "detectnet_v2.input_size": [160, 96],
     "detectnet_v2.workers": 0,
     "detectnet_v2.train": {"epochs": 1, "batch_size": 4, "validate_every": 1},
@@ -278,6 +279,7 @@ def test_repro_builds_every_out_and_tracks_it(pipeline_repo):
     # A convert parameter changes: convert and what reads its KITTI output re-run, download does not.
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["convert"]["kitti"]["frame_step"] = 2
+    params["convert"]["kitti"]["val_frame_step"] = None  # val follows frame_step
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     third = _dvc(repo, "repro")
     assert "Running stage 'convert'" in third.stdout and "Running stage 'download'" not in third.stdout

@@ -44,6 +44,9 @@ class KittiParams(Section):
     min_height: float = Field(8.0, ge=0, description="visible boxes lower than this (px, stored size) are dropped")
     frame_step: int = Field(6, ge=1, description="write every n-th converted frame (consecutive frames at "
                             "30 fps are near duplicates for a 2D detector)")
+    val_frame_step: int | None = Field(2, ge=1, description="frame step of the val split (the scored set: more "
+                                       "frames make the KPIs less noisy and cost no training time); "
+                                       "null = frame_step")
 
     @field_validator("class_names")
     @classmethod

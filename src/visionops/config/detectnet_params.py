@@ -39,7 +39,7 @@ class DetectNetAugmentParams(Section):
 class DetectNetOptimParams(Section):
     """One training phase: Adam with TAO's soft-start annealing schedule, L1 regularisation."""
 
-    epochs: int = Field(6, ge=1)
+    epochs: int = Field(12, ge=1)
     batch_size: int = Field(8, ge=1)
     min_lr: float = Field(5e-6, gt=0)
     max_lr: float = Field(1e-3, gt=0, description="TAO 5e-4")

@@ -58,6 +58,7 @@ PRESETS: dict[str, Preset] = {
             "detectnet_v2.augment.translate_max": 8.0,
             "prune.threshold": 0.1,
             "convert.kitti.frame_step": 1,
+            "convert.kitti.val_frame_step": 1,
         },
     ),
     # DetectNet_v2 on the real 2025 warehouse data at full resolution: the warehouse classes, TAO's schedule.
@@ -80,6 +81,7 @@ PRESETS: dict[str, Preset] = {
             "detectnet_v2.augment.translate_max": 8.0,
             "prune.threshold": 0.1,
             "convert.kitti.frame_step": 1,
+            "convert.kitti.val_frame_step": 1,
         },
     ),
     # Sparse4D as the TAO card (specs/sparse4d_architecture.md 2.5): ResNet-101 at 960x540, 900 anchors,

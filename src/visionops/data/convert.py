@@ -153,7 +153,8 @@ def kitti_samples(plans: list[ScenePlan], params: ConvertParams
         if not plan.has_gt:
             continue
         split_counts = counts.setdefault(plan.split, {"images": 0, "objects": 0, "too_small": 0, "per_class": {}})
-        frames = plan.frame_ids[:: kitti.frame_step]
+        step = kitti.val_frame_step if plan.split == "val" and kitti.val_frame_step else kitti.frame_step
+        frames = plan.frame_ids[::step]
         scale = (plan.stored_size[0] / plan.source_size[0], plan.stored_size[1] / plan.source_size[1])
         for cam in plan.cameras:
             sensor = plan.scene.calibration.camera(cam)
