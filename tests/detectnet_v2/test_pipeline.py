@@ -48,6 +48,14 @@ def test_train_prune_retrain_evaluate_chain(tmp_path):
     assert saved["retrained"]["all_sizes"]["TP"] == saved["retrained"]["TP"]
     assert (tmp_path / "plots/detectnet_v2/pr_retrained.csv").read_text().startswith("class,recall,precision")
     assert (tmp_path / detectnet.PR_FIGURE).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # every FP and FN of the KPI counts has a cause; recall by height covers every scored GT box
+    for kpis in saved.values():
+        errors = kpis["errors"]
+        assert sum(errors["false_positives"].values()) == kpis["FP"]
+        assert sum(errors["false_negatives"].values()) == kpis["FN"]
+        assert list(errors["recall_by_height"]) == ["20-40", "40-80", "80-inf"]
+        assert sum(b["num_gt"] for b in errors["recall_by_height"].values()) == kpis["TP"] + kpis["FN"]
+    assert (tmp_path / detectnet.ERROR_FIGURE).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     runs = mlflow.search_runs(experiment_names=["detectnet_v2"], output_format="list",
                               filter_string="tags.`visionops.run_kind` = 'stage'")  # not the pipeline run

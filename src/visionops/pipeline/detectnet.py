@@ -27,6 +27,7 @@ PRUNE_REPORT = Path("reports/prune/detectnet_v2")
 METRICS = Path("metrics/detectnet_v2.json")
 PLOTS = Path("plots/detectnet_v2")
 PR_FIGURE = Path("reports/detectnet_v2/pr_curves.png")
+ERROR_FIGURE = Path("reports/detectnet_v2/errors.png")
 KITTI = Path("data/kitti")
 
 
@@ -241,6 +242,8 @@ def evaluate(params: Params, *, root: Path = Path("."), echo=print) -> dict[str,
 
     from visionops import atomic, tracking  # noqa: PLC0415
     from visionops.data.kitti_dataset import KittiDetectionDataset  # noqa: PLC0415
+    from visionops.evaluation.detection_errors import breakdown_errors  # noqa: PLC0415
+    from visionops.evaluation.error_plot import plot_error_breakdown  # noqa: PLC0415
     from visionops.evaluation.kpi import evaluate_detections  # noqa: PLC0415
     from visionops.evaluation.pr_plot import plot_pr_curves  # noqa: PLC0415
     from visionops.training.detectnet_module import DetectNetModule  # noqa: PLC0415
@@ -249,7 +252,10 @@ def evaluate(params: Params, *, root: Path = Path("."), echo=print) -> dict[str,
     dataset = KittiDetectionDataset(root / KITTI / "val", net.classes, tuple(net.input_size))
     loader = _loader(dataset, net.train.batch_size, 0, False, net.seed)
     metrics: dict[str, Any] = {}
-    results = {}
+    results, breakdowns = {}, {}
+    box = net.evaluation_box
+    # recall by GT height (network-input px) from the scored minimum up: small / medium / large
+    height_bins = (box.min_height, *[edge for edge in (40.0, 80.0) if edge > box.min_height], float("inf"))
     with tracking.stage_run("evaluate_detectnet", "detectnet_v2", net, params_prefix="detectnet_v2.",
                             experiment_prefix=params.tracking.experiment_prefix, pipeline_params=params):
         for name, path in (("phase1", PHASE1), ("retrained", RETRAINED)):
@@ -263,12 +269,14 @@ def evaluate(params: Params, *, root: Path = Path("."), echo=print) -> dict[str,
                         predictions.append(dets[:, :6])
                         ground_truth.append(torch.cat([boxes, labels[:, None].float()], 1).numpy())
             kpi_args = {"iou_thresholds": net.iou_threshold, "score_threshold": net.score_threshold}
-            box = net.evaluation_box
-            result = evaluate_detections(predictions, ground_truth, list(net.classes), **kpi_args,
-                                         min_height=box.min_height, min_width=box.min_width)
+            size_args = {"min_height": box.min_height, "min_width": box.min_width}
+            result = evaluate_detections(predictions, ground_truth, list(net.classes), **kpi_args, **size_args)
+            breakdowns[name] = breakdown_errors(predictions, ground_truth, list(net.classes), **kpi_args,
+                                                **size_args, height_bins=height_bins)
             results[name] = result
             summary = result.to_json()
             summary["evaluation_box"] = {"min_height": box.min_height, "min_width": box.min_width}
+            summary["errors"] = breakdowns[name].to_json()
             # The same detections scored on every box, however small: what the size filter leaves out.
             every = evaluate_detections(predictions, ground_truth, list(net.classes), **kpi_args).to_json()
             summary["all_sizes"] = {k: every[k] for k in ("mAP_integrated", "mAP_11", "precision", "recall",
@@ -279,13 +287,19 @@ def evaluate(params: Params, *, root: Path = Path("."), echo=print) -> dict[str,
             csv = "class,recall,precision,threshold\n" + "".join(
                 f"{r['class']},{r['recall']:.6f},{r['precision']:.6f},{r['threshold']:.6f}\n" for r in rows)
             atomic.write_text(root / PLOTS / f"pr_{name}.csv", csv)
-            flat = {**summary, **{f"all_sizes.{k}": v for k, v in summary["all_sizes"].items()}}
+            errors = summary["errors"]
+            flat = {**summary, **{f"all_sizes.{k}": v for k, v in summary["all_sizes"].items()},
+                    **{f"errors.fp.{k}": v for k, v in errors["false_positives"].items()},
+                    **{f"errors.fn.{k}": v for k, v in errors["false_negatives"].items()},
+                    **{f"recall_by_height.{k}": v["recall"] for k, v in errors["recall_by_height"].items()}}
             mlflow.log_metrics({f"{name}.{k}": float(v) for k, v in flat.items()
                                 if isinstance(v, int | float) and v is not None})
         _write_json(root / METRICS, metrics)
         tracking.log_headline_metrics(tracking.headline_from_metrics("detectnet_v2", metrics))
         mlflow.log_artifact(str(root / METRICS))
         mlflow.log_artifact(str(plot_pr_curves(results, root / PR_FIGURE)))
+        mlflow.log_artifact(str(plot_error_breakdown({name: (results[name], breakdowns[name]) for name in results},
+                                                     root / ERROR_FIGURE)))
         echo(f"[evaluate_detectnet] mAP phase1 {metrics['phase1']['mAP_integrated'] or 0:.3f}, retrained "
              f"{metrics['retrained']['mAP_integrated'] or 0:.3f} (boxes >= {box.min_width:g}x{box.min_height:g} px; "
              f"every box: {metrics['phase1']['all_sizes']['mAP_integrated'] or 0:.3f}, "
