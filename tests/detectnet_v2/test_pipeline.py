@@ -10,7 +10,7 @@ import torch
 from detectnet_factories import toy_kitti
 
 from visionops.config import Params
-from visionops.pipeline import detectnet
+from visionops.pipeline import detectnet, detectnet_evaluate
 
 
 @pytest.mark.slow
@@ -38,8 +38,8 @@ def test_train_prune_retrain_evaluate_chain(tmp_path):
     model, history = detectnet.load_checkpoint_model(tmp_path / detectnet.RETRAINED, params.detectnet_v2)
     assert history and sum(p.numel() for p in model.parameters()) == report["params_after"]
 
-    metrics = detectnet.evaluate(params, root=tmp_path, echo=messages.append)
-    saved = json.loads((tmp_path / detectnet.METRICS).read_text())
+    metrics = detectnet_evaluate.evaluate(params, root=tmp_path, echo=messages.append)
+    saved = json.loads((tmp_path / detectnet_evaluate.METRICS).read_text())
     assert saved == json.loads(json.dumps(metrics))
     assert set(saved) == {"phase1", "retrained"} and saved["retrained"]["params"] == report["params_after"]
     # TAO's evaluation_box_config (20 x 10 px) keeps every toy box (>= 24 x 32), so both scorings agree.
@@ -47,7 +47,7 @@ def test_train_prune_retrain_evaluate_chain(tmp_path):
     assert saved["phase1"]["all_sizes"]["mAP_integrated"] == saved["phase1"]["mAP_integrated"]
     assert saved["retrained"]["all_sizes"]["TP"] == saved["retrained"]["TP"]
     assert (tmp_path / "plots/detectnet_v2/pr_retrained.csv").read_text().startswith("class,recall,precision")
-    assert (tmp_path / detectnet.PR_FIGURE).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (tmp_path / detectnet_evaluate.PR_FIGURE).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # every FP and FN of the KPI counts has a cause; recall by height covers every scored GT box
     for kpis in saved.values():
         errors = kpis["errors"]
@@ -55,7 +55,7 @@ def test_train_prune_retrain_evaluate_chain(tmp_path):
         assert sum(errors["false_negatives"].values()) == kpis["FN"]
         assert list(errors["recall_by_height"]) == ["20-40", "40-80", "80-inf"]
         assert sum(b["num_gt"] for b in errors["recall_by_height"].values()) == kpis["TP"] + kpis["FN"]
-    assert (tmp_path / detectnet.ERROR_FIGURE).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (tmp_path / detectnet_evaluate.ERROR_FIGURE).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     runs = mlflow.search_runs(experiment_names=["detectnet_v2"], output_format="list",
                               filter_string="tags.`visionops.run_kind` = 'stage'")  # not the pipeline run

@@ -60,6 +60,6 @@ def retrain(ctx: click.Context) -> None:
 @click.pass_context
 def evaluate(ctx: click.Context) -> None:
     """KPIs of phase 1 and the retrained model on data/kitti/val -> metrics/detectnet_v2.json, PR curves."""
-    from visionops.pipeline.detectnet import evaluate as evaluate_step  # noqa: PLC0415
+    from visionops.pipeline.detectnet_evaluate import evaluate as evaluate_step  # noqa: PLC0415
 
     _run(evaluate_step, ctx)
