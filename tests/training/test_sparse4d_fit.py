@@ -101,10 +101,26 @@ def test_non_finite_loss_stops_with_the_term_and_keeps_the_last_good_checkpoint(
     assert all(torch.isfinite(v).all() for v in raw["state_dict"].values() if v.is_floating_point())
 
 
-def test_precision_is_bf16_only_on_cuda():
+def test_precision_auto_is_bf16_on_cuda_and_an_explicit_choice_is_honoured():
     expected = "bf16-mixed" if torch.cuda.is_available() else "32-true"
     assert resolve_precision("auto") == expected
-    assert resolve_precision("bf16-mixed", accelerator="cpu") == "32-true"
+    assert resolve_precision("auto", accelerator="cpu") == "32-true"
+    assert resolve_precision("bf16-mixed", accelerator="cpu") == "bf16-mixed"  # asked for: not silently fp32
+    assert resolve_precision("32-true") == "32-true"
+    with pytest.raises(ValueError, match="16-mixed .* needs a CUDA GPU"):
+        resolve_precision("16-mixed", accelerator="cpu")
+
+
+def test_bf16_autocast_trains_on_cpu_with_fp32_weights(tmp_path):
+    torch.manual_seed(0)
+    module = Sparse4DModule(TINY, lr=1e-3, warmup_steps=1, meta={"preset": "tiny", "bev": BEV_HANDLING})
+    train = _loader([batch([t, t + 3], ["a", "b"]) for t in range(2)])
+    out = tmp_path / "model.ckpt"
+    fit_sparse4d(module, train, None, out, epochs=1, precision="bf16-mixed", accelerator="cpu")
+    assert module.global_step == 2
+    raw = torch.load(out, map_location="cpu", weights_only=True)
+    weights = [v for v in raw["state_dict"].values() if v.is_floating_point()]
+    assert all(v.dtype == torch.float32 and torch.isfinite(v).all() for v in weights)
 
 
 def test_resume_continues_steps_optimizer_and_schedule_from_a_checkpoint(tmp_path):

@@ -40,7 +40,8 @@ class Sparse4DTrainParams(Section):
     warmup_steps: int = Field(50, ge=0, description="linear warm-up from lr/3 (official/TAO: 500), then cosine")
     grad_clip: float = Field(25.0, ge=0, description="L2 max-norm of all gradients; 0 = off")
     precision: Literal["auto", "32-true", "bf16-mixed", "16-mixed"] = Field(
-        "auto", description="auto: bf16-mixed on CUDA, 32-true on CPU")
+        "auto", description="auto: bf16-mixed on CUDA, 32-true on CPU; bf16-mixed is honoured on a CPU too, "
+        "16-mixed needs CUDA")
     sequence_length: int = Field(30, ge=1, description="frames a slot plays before it starts a new sequence "
                                  "(the sampler's max_sequence_length; the bank resets between)")
     skip_probability: float = Field(0.5, ge=0, lt=1, description="per frame, skip one more (dt of 1-2 frames)")
